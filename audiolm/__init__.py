@@ -1,0 +1,1 @@
+"""Audio language models: transformer core, token layouts, AudioLM / VALL-E / MusicGen stages."""

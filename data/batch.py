@@ -1,0 +1,81 @@
+"""Batch contracts: one dataclass for audio batches, one for token batches.
+
+Lightning moves dataclass fields that are tensors to the device; lists stay on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class AudioBatch:
+    """A batch of audio clips, right-padded to the longest (or the crop length).
+
+    audio: ``[B, C, T]`` float32 in [-1, 1]; lengths: ``[B]`` valid samples per clip;
+    mask: ``[B, T]`` True where the sample is real audio (False on padding).
+    """
+
+    audio: torch.Tensor
+    lengths: torch.Tensor
+    mask: torch.Tensor
+    sample_rate: int
+    keys: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.audio.dim() != 3:
+            raise ValueError(f"AudioBatch.audio must be [B, C, T], got {tuple(self.audio.shape)}")
+        b, _, t = self.audio.shape
+        if tuple(self.lengths.shape) != (b,) or tuple(self.mask.shape) != (b, t):
+            raise ValueError(
+                f"AudioBatch shapes disagree: audio {tuple(self.audio.shape)}, "
+                f"lengths {tuple(self.lengths.shape)}, mask {tuple(self.mask.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return self.audio.shape[0]
+
+
+@dataclass
+class TokenBatch:
+    """A batch of codec token sequences with their conditioning, right-padded.
+
+    codes: ``[B, K, T]`` int64; lengths: ``[B]`` valid frames; mask: ``[B, T]`` True on real
+    frames. text_tokens: ``[B, L]`` int64 (sentencepiece pieces or phoneme ids, 0-padded) with
+    text_lengths ``[B]``; semantic: ``[B, S]`` int64 semantic units with semantic_lengths ``[B]``
+    when the shards carry them.
+    """
+
+    codes: torch.Tensor
+    lengths: torch.Tensor
+    mask: torch.Tensor
+    frame_rate: float
+    keys: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    text_tokens: torch.Tensor | None = None
+    text_lengths: torch.Tensor | None = None
+    semantic: torch.Tensor | None = None
+    semantic_lengths: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.codes.dim() != 3:
+            raise ValueError(f"TokenBatch.codes must be [B, K, T], got {tuple(self.codes.shape)}")
+        b, _, t = self.codes.shape
+        if tuple(self.lengths.shape) != (b,) or tuple(self.mask.shape) != (b, t):
+            raise ValueError(
+                f"TokenBatch shapes disagree: codes {tuple(self.codes.shape)}, "
+                f"lengths {tuple(self.lengths.shape)}, mask {tuple(self.mask.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return self.codes.shape[0]
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``[B]`` lengths to a ``[B, max_len]`` bool mask, True on valid positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

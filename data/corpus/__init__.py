@@ -1,0 +1,1 @@
+"""Built-in corpora: synthetic speech (espeak-ng) and rendered music (General MIDI)."""

@@ -1,0 +1,1 @@
+"""Command line and cluster launch: the ``codeclm`` console script, SLURM and torchrun."""
