@@ -79,3 +79,26 @@ class TokenBatch:
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """``[B]`` lengths to a ``[B, max_len]`` bool mask, True on valid positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def collate_audio(items: list[dict], sample_rate: int, length: int | None = None) -> AudioBatch:
+    """Pad ``[{"audio": [C, t], "length": n, "key", "text", "speaker"}]`` into an :class:`AudioBatch`."""
+    if not items:
+        raise ValueError("cannot collate an empty list of clips")
+    t = length or max(it["audio"].shape[-1] for it in items)
+    c = items[0]["audio"].shape[0]
+    audio = torch.zeros(len(items), c, t)
+    lengths = torch.zeros(len(items), dtype=torch.long)
+    for i, it in enumerate(items):
+        n = min(it["audio"].shape[-1], t)
+        audio[i, :, :n] = it["audio"][:, :n]
+        lengths[i] = min(int(it["length"]), n)
+    return AudioBatch(
+        audio=audio,
+        lengths=lengths,
+        mask=lengths_to_mask(lengths, t),
+        sample_rate=sample_rate,
+        keys=[it["key"] for it in items],
+        texts=[it.get("text") or "" for it in items],
+        speakers=[it.get("speaker") or "" for it in items],
+    )

@@ -1,0 +1,235 @@
+"""A DDP-safe, deterministic webdataset loader over tar shards.
+
+``ShardDataset`` is an ``IterableDataset`` that yields whole batches. It reads shards with
+webdataset's own tar iterators (so ``pipe:`` URLs and any ``gopen`` scheme work) and decides
+itself which shards each rank and worker reads:
+
+- training (``train=True``): each (rank, worker) slot resamples shards with replacement from its
+  own share of the shard list (all shards when there are fewer shards than slots), through a
+  shuffle buffer, and stops after a fixed number of batches. Every rank yields exactly
+  ``epoch_samples // (world_size * batch_size)`` batches per epoch, whatever the shard sizes,
+  so ranks never wait on each other at the end of an epoch.
+- evaluation (``train=False``): one ordered pass; sample ``i`` goes to rank ``i % world_size``
+  and each rank keeps exactly ``total // world_size`` samples (the remainder is dropped, so
+  ranks stay equal).
+
+Order is a pure function of (seed, epoch, rank, worker, shards). Bad samples are skipped and
+counted by reason (:class:`data.skips.SkipCounter`), never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tarfile
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.gopen import gopen
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from data.skips import SkipCounter, log
+from data.urls import ShardSet, expand_urls
+
+Decoder = Callable[[dict, torch.Generator], "dict | None"]
+Collator = Callable[[list[dict]], Any]
+
+
+def dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def worker_slot() -> tuple[int, int]:
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+def read_shard(url: str, skips: SkipCounter) -> Iterator[dict]:
+    """Samples of one shard (``{"__key__", "__url__", ext: bytes, ...}``); tar-level damage is
+    counted in ``skips`` and ends the shard early, keeping the samples read before it."""
+
+    def handler(exn: Exception) -> bool:
+        reason = "truncated_tar" if isinstance(exn, tarfile.ReadError) else "bad_tar"
+        skips.add(reason, url, None, f"{type(exn).__name__}: {exn.args[0] if exn.args else ''}")
+        return True
+
+    try:
+        stream = gopen(url)
+    except Exception as exn:  # missing file, failed pipe command
+        skips.add("open_failed", url, None, str(exn))
+        return
+    try:
+        files = tar_file_expander([{"url": url, "stream": stream}], handler=handler)
+        yield from group_by_keys(files, handler=handler)
+    finally:
+        stream.close()
+
+
+class ShardDataset(IterableDataset):
+    """Batches from webdataset shards. ``decode(sample, generator)`` turns a raw sample (dict of
+    member bytes plus ``__key__`` and ``__url__``) into an item or ``None`` (already counted);
+    ``collate(items)`` makes the batch."""
+
+    def __init__(
+        self,
+        shards: str | ShardSet,
+        decode: Decoder,
+        collate: Collator,
+        batch_size: int,
+        train: bool = True,
+        shuffle_buffer: int = 500,
+        seed: int = 0,
+        epoch_samples: int | None = None,
+        skips: SkipCounter | None = None,
+        world: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.shards = shards if isinstance(shards, ShardSet) else expand_urls(shards)
+        self.decode, self.collate = decode, collate
+        self.batch_size, self.train = int(batch_size), train
+        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.epoch_samples = epoch_samples or self.shards.total
+        if self.epoch_samples is None and train:
+            raise ValueError(
+                f"the sample count of {self.shards.urls[0]} ... is unknown (no shards.json beside them): "
+                "set epoch_samples explicitly"
+            )
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.skips = skips or SkipCounter()
+        self.world = world  # (rank, world_size) override, else torch.distributed's
+        self.epoch = 0
+        self.num_workers = 1  # set by make_loader; needed for __len__
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    # -- sizes -------------------------------------------------------------------------------
+    def _rank_world(self) -> tuple[int, int]:
+        return self.world or dist_info()
+
+    def batches_per_rank(self) -> int:
+        _, world = self._rank_world()
+        if self.train:
+            n = self.epoch_samples // (world * self.batch_size)
+            if n < 1:
+                raise ValueError(
+                    f"{self.epoch_samples} samples cannot give every one of {world} ranks a batch of "
+                    f"{self.batch_size}: lower batch_size or add data"
+                )
+            return n
+        if self.epoch_samples is None:
+            raise TypeError("evaluation length is unknown: the shards have no manifest")
+        per_rank = self.epoch_samples // world
+        return sum(math.ceil(self._worker_share(per_rank, w, self.num_workers) / self.batch_size) for w in range(self.num_workers))
+
+    def __len__(self) -> int:
+        return self.batches_per_rank()
+
+    @staticmethod
+    def _worker_share(n: int, worker: int, workers: int) -> int:
+        return n // workers + (1 if worker < n % workers else 0)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read_shard(self, url: str) -> Iterator[dict]:
+        return read_shard(url, self.skips)
+
+    def _items(self, samples: Iterator[dict], gen: torch.Generator) -> Iterator[dict]:
+        for s in samples:
+            item = self.decode(s, gen)
+            if item is not None:
+                yield item
+
+    def _train_stream(self, rank: int, world: int, wid: int, nw: int, rng: random.Random,
+                      gen: torch.Generator) -> Iterator[dict]:
+        slots, slot = world * nw, rank * nw + wid
+        urls = self.shards.urls
+        if len(urls) >= slots:
+            urls = urls[slot::slots]
+        elif slot == 0 and self.epoch == 0:
+            log.info("%d shards for %d rank x worker slots: every slot resamples all shards", len(urls), slots)
+        empty_reads = 0
+        while True:
+            url = rng.choice(urls)
+            got = False
+            for item in self._items(self._read_shard(url), gen):
+                got = True
+                yield item
+            empty_reads = 0 if got else empty_reads + 1
+            if empty_reads > 2 * len(urls) + 8:
+                raise RuntimeError(f"no readable samples in {len(urls)} shards (last tried {url}); see the skip log")
+
+    def _eval_stream(self, rank: int, world: int, wid: int, nw: int) -> Iterator[dict]:
+        if self.epoch_samples is None and world > 1:
+            raise ValueError("evaluating on several ranks needs the sample count: give shards with a shards.json")
+        per_rank = self.epoch_samples // world if self.epoch_samples is not None else float("inf")
+        i = 0
+        for url in self.shards.urls:
+            for sample in self._read_shard(url):
+                if i // world >= per_rank:
+                    return
+                if i % world == rank and (i // world) % nw == wid:
+                    yield sample
+                i += 1
+
+    def _shuffle(self, items: Iterator[dict], rng: random.Random) -> Iterator[dict]:
+        buf: list[dict] = []
+        for it in items:
+            if len(buf) < self.shuffle_buffer:
+                buf.append(it)
+                continue
+            j = rng.randrange(len(buf))
+            buf[j], it = it, buf[j]
+            yield it
+        rng.shuffle(buf)
+        yield from buf
+
+    def __iter__(self) -> Iterator[Any]:
+        rank, world = self._rank_world()
+        wid, nw = worker_slot()
+        rng = random.Random(f"codeclm-{self.seed}-{self.epoch}-{rank}-{wid}-{nw}")
+        gen = torch.Generator().manual_seed(rng.getrandbits(62))
+        if self.train:
+            quota = self._worker_share(self.batches_per_rank(), wid, nw)
+            items = self._shuffle(self._train_stream(rank, world, wid, nw, rng, gen), rng)
+            batch: list[dict] = []
+            made = 0
+            while made < quota:
+                batch.append(next(items))
+                if len(batch) == self.batch_size:
+                    yield self.collate(batch)
+                    batch, made = [], made + 1
+            return
+        batch = []
+        for item in self._items(self._eval_stream(rank, world, wid, nw), gen):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield self.collate(batch)
+                batch = []
+        if batch:
+            yield self.collate(batch)
+
+
+class ShardLoader(DataLoader):
+    """A DataLoader over a :class:`ShardDataset` that advances the dataset's epoch on every pass
+    (or takes it from :meth:`set_epoch`), so each epoch reads a new, reproducible order."""
+
+    def __init__(self, dataset: ShardDataset, num_workers: int = 0, pin_memory: bool = False, **kw: Any) -> None:
+        dataset.num_workers = max(1, num_workers)
+        kw.setdefault("batch_size", None)
+        super().__init__(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)
+        self._next_epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self._next_epoch = epoch
+
+    def __iter__(self):
+        ds = self.dataset
+        if self._next_epoch is not None:
+            ds.set_epoch(self._next_epoch)
+        self._next_epoch = ds.epoch + 1
+        return super().__iter__()

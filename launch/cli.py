@@ -1,0 +1,55 @@
+"""The ``codeclm`` console script: subcommands grouped by stage.
+
+    codeclm data speech|music|shard|spm|info|voices ...
+    codeclm quickstart
+
+Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
+the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from launch.commands import data as data_cmds
+from launch.commands import quickstart as quickstart_cmd
+
+GROUPS = {
+    "data": (data_cmds, "build corpora, shard audio, train text models"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
+    sub = parser.add_subparsers(dest="group", metavar="{data,quickstart}", required=True)
+    for name, (module, help_) in GROUPS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        module.register(p.add_subparsers(dest="command", required=True))
+    quickstart_cmd.register(sub)
+    return parser
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError, KeyError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("codeclm: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if os.environ.get("CODECLM_DEBUG"):
+            raise
+        print(f"codeclm: error: {e}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``codeclm`` console script, one module a stage."""
