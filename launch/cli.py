@@ -35,8 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError, KeyError)
 
 
+# Training commands hand their arguments to LightningCLI untouched.
+FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit"}
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if tuple(argv[:2]) in FIT_COMMANDS:
+        import importlib
+
+        return importlib.import_module(FIT_COMMANDS[tuple(argv[:2])]).run(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)

@@ -21,6 +21,10 @@ from data.corpus.speakers import ENGLISH_VOICES, describe, make_speakers
 from data.shards import MANIFEST, ShardWriter, read_manifest
 
 MIN_SECONDS, MAX_SECONDS = 0.5, 12.0
+# espeak-ng keeps synthesis state between utterances (its pitch flutter phase) that no API call
+# resets. Each block of utterances runs in a freshly forked process, so every block starts from
+# the same state and the audio does not depend on how many workers there are.
+BLOCK = 48
 
 
 @dataclass
@@ -97,6 +101,10 @@ def synthesize_utterance(job: tuple[str, str, str, VoiceParams, int]) -> dict[st
     return {"key": key, "flac": encode_flac(audio, sample_rate), "json": meta}
 
 
+def synthesize_block(jobs: list[tuple[str, str, str, VoiceParams, int]]) -> list[dict[str, Any]]:
+    return [synthesize_utterance(job) for job in jobs]
+
+
 def _texts(cfg: SpeechCorpusConfig):
     """An endless, deterministic stream of sentences."""
     from data.corpus.sentences import SentenceGenerator, load_text_file
@@ -117,6 +125,27 @@ def _plausible(text: str, params: VoiceParams) -> bool:
     return words * 60.0 / params.rate <= MAX_SECONDS * 0.85
 
 
+def _check_voices(params: list[VoiceParams]) -> None:
+    """Fail early, with the voice's name, on a voice espeak-ng does not have (in a child process,
+    so this process' espeak state stays fresh for the forked workers)."""
+    with mp.get_context("fork").Pool(1) as pool:
+        bad = pool.apply(_missing_voices, (params,))
+    if bad:
+        raise ValueError(f"espeak-ng has no voice {bad[0]!r}; list them with `codeclm data voices`")
+
+
+def _missing_voices(params: list[VoiceParams]) -> list[str]:
+    from data.corpus.espeak import EspeakError
+
+    engine, bad = get_espeak(), []
+    for p in {(p.voice, p.variant): p for p in params}.values():
+        try:
+            engine.set_voice(p)
+        except EspeakError:
+            bad.append(p.name)
+    return bad
+
+
 def build_speech(cfg: SpeechCorpusConfig, progress: bool = True) -> dict[str, Any]:
     """Build (or reuse) the corpus in ``cfg.out_dir``; returns the shard manifest."""
     out = Path(cfg.out_dir)
@@ -131,7 +160,7 @@ def build_speech(cfg: SpeechCorpusConfig, progress: bool = True) -> dict[str, An
         for p in out.glob(f"{cfg.name}-*.tar"):
             p.unlink()
     speakers = make_speakers(cfg.speakers, tuple(cfg.voices), cfg.seed)
-    get_espeak().set_voice(next(iter(speakers.values())))  # fail early on a bad voice name
+    _check_voices(list(speakers.values()))
     spk_items = list(speakers.items())
     target = cfg.hours * 3600.0
     workers = cfg.workers or mp.cpu_count()
@@ -145,19 +174,19 @@ def build_speech(cfg: SpeechCorpusConfig, progress: bool = True) -> dict[str, An
     texts = _texts(cfg)
     total, index = 0.0, 0
     bar = tqdm(total=round(target), unit="s", desc="speech", disable=not progress, dynamic_ncols=True)
-    pool = mp.get_context("fork").Pool(workers, initializer=_init_worker) if workers > 1 else None
+    pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, maxtasksperchild=1)
     try:
         with writer:
             while total < target:
                 jobs = []
-                while len(jobs) < 64 * workers:
+                while len(jobs) < 4 * BLOCK * workers:
                     text = next(texts)
                     spk, params = spk_items[index % len(spk_items)]
                     if _plausible(text, params):
                         jobs.append((f"{cfg.name}_{index:07d}", text, spk, params, cfg.sample_rate))
                         index += 1
-                results = pool.imap(synthesize_utterance, jobs, chunksize=4) if pool else map(synthesize_utterance, jobs)
-                for res in results:
+                blocks = [jobs[i : i + BLOCK] for i in range(0, len(jobs), BLOCK)]
+                for res in (r for block in pool.imap(synthesize_block, blocks) for r in block):
                     if total >= target:
                         break
                     if "skip" in res:
@@ -168,8 +197,7 @@ def build_speech(cfg: SpeechCorpusConfig, progress: bool = True) -> dict[str, An
                     bar.update(round(total) - bar.n)
     finally:
         bar.close()
-        if pool:
-            pool.terminate()
+        pool.terminate()
     return read_manifest(out)
 
 

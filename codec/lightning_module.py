@@ -1,0 +1,179 @@
+"""GAN training of the codec with Lightning: manual optimization of the generator (the codec)
+and the discriminators, each with its own optimizer and schedule.
+
+One step: the discriminators learn to tell real from reconstructed audio (hinge or LS loss);
+then the codec learns from L1 + multi-scale mel reconstruction, the adversarial and
+feature-matching losses, and the quantizer's commitment loss, either as a weighted sum or
+through the gradient balancer. Validation reports mel distance, STFT distance and SI-SDR at
+several bitrates, and logs audio and spectrograms.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+
+from codec.codec import Codec, CodecConfig, build_codec
+from codec.discriminators import DiscriminatorsConfig, build_discriminators
+from codec.losses import (
+    Balancer, BalancerConfig, MelLossConfig, discriminator_loss, feature_matching_loss, generator_loss,
+    l1_waveform_loss, mel_distance, multiscale_mel_loss, si_sdr, stft_distance,
+)
+from codec.media import log_audio_examples
+from codec.quantize import code_stats, collapse_warning
+from codec.training import CodecLossConfig, OptimConfig, ValidationConfig, make_optimizer
+from data.batch import AudioBatch
+
+log = logging.getLogger("codeclm.codec")
+
+
+class CodecModule(L.LightningModule):
+    """Args:
+        codec: the codec's architecture (:class:`CodecConfig`).
+        Lightning's ``max_steps`` counts optimizer steps: one a batch during the discriminator
+        warm-up, two a batch after it.
+        discriminators: kinds to train against: any of ``msstft``, ``mpd``, ``mrsd``.
+        discriminator_sizes: their sizes (:class:`DiscriminatorsConfig`); ``tiny_discriminators``
+            picks the few-thousand-parameter sizes for CPU runs.
+        losses, optim, validation: see :mod:`codec.training`.
+    """
+
+    def __init__(self, codec: CodecConfig, discriminators: list[str] | None = None,
+                 discriminator_sizes: DiscriminatorsConfig | None = None, tiny_discriminators: bool = False,
+                 losses: CodecLossConfig | None = None, optim: OptimConfig | None = None,
+                 validation: ValidationConfig | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.codec: Codec = build_codec(codec)
+        channels = codec.seanet.channels
+        sizes = DiscriminatorsConfig.tiny(channels) if tiny_discriminators else (discriminator_sizes or DiscriminatorsConfig(channels=channels))
+        self.discriminator = build_discriminators(discriminators or ["msstft"], sizes)
+        self.loss_cfg = losses or CodecLossConfig()
+        self.optim_cfg = optim or OptimConfig()
+        self.val_cfg = validation or ValidationConfig()
+        self.mel_cfg = MelLossConfig(n_ffts=tuple(self.loss_cfg.mel_n_ffts), n_mels=self.loss_cfg.mel_bins)
+        weights = {"l1": self.loss_cfg.l1, "mel": self.loss_cfg.mel, "adversarial": self.loss_cfg.adversarial,
+                   "feature": self.loss_cfg.feature}
+        self.balancer = Balancer(BalancerConfig(weights=weights, balance=self.loss_cfg.balancer,
+                                                ema_decay=self.loss_cfg.balancer_ema)) if self.loss_cfg.balancer else None
+        self._val_examples: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # batches trained so far (Lightning's global_step counts both optimizers' steps)
+        self.register_buffer("batches_trained", torch.zeros((), dtype=torch.long))
+
+    # -- optimizers ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        opt_g, sch_g = make_optimizer(self.codec.parameters(), self.optim_cfg.lr, self.optim_cfg)
+        opt_d, sch_d = make_optimizer(self.discriminator.parameters(), self.optim_cfg.lr_discriminator, self.optim_cfg)
+        return [opt_g, opt_d], [sch_g, sch_d]
+
+    @property
+    def adversarial_active(self) -> bool:
+        return int(self.batches_trained) >= self.loss_cfg.discriminator_warmup
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: AudioBatch, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        sch_g, sch_d = self.lr_schedulers()
+        real = batch.audio  # [B, C, T]
+        out = self.codec(real)
+        fake = out.audio
+        adversarial = self.adversarial_active
+        logs: dict[str, torch.Tensor] = {}
+
+        if adversarial:  # discriminator step on detached reconstructions
+            d_real = self.discriminator(real)
+            d_fake = self.discriminator(fake.detach())
+            loss_d = discriminator_loss(self.loss_cfg.adversarial_kind, d_real.logits, d_fake.logits)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            self.clip_gradients(opt_d, gradient_clip_val=self.optim_cfg.grad_clip_discriminator, gradient_clip_algorithm="norm")
+            opt_d.step()
+            logs["train/d_loss"] = loss_d.detach()
+
+        losses = {"l1": l1_waveform_loss(fake, real), "mel": multiscale_mel_loss(fake, real, self.codec.sample_rate, self.mel_cfg)}
+        if adversarial:
+            d_fake = self.discriminator(fake)
+            losses["adversarial"] = generator_loss(self.loss_cfg.adversarial_kind, d_fake.logits)
+            losses["feature"] = feature_matching_loss(d_real.features, d_fake.features)
+        q = out.quantizer
+        if self.balancer is not None:
+            res = self.balancer.combine(losses, fake)
+            # a surrogate whose gradient on the reconstruction is the balanced gradient
+            total = (fake * res.grad.detach()).sum() + self.loss_cfg.commitment * q.loss
+        else:
+            weights = {"l1": self.loss_cfg.l1, "mel": self.loss_cfg.mel, "adversarial": self.loss_cfg.adversarial,
+                       "feature": self.loss_cfg.feature}
+            total = sum(weights[k] * v for k, v in losses.items()) + self.loss_cfg.commitment * q.loss
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg.grad_clip, gradient_clip_algorithm="norm")
+        opt_g.step()
+        if adversarial:
+            self.discriminator.zero_grad(set_to_none=True)  # the generator step left gradients there
+        sch_g.step()
+        if adversarial:
+            sch_d.step()
+        self.batches_trained += 1
+
+        logs.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "mel"})
+        logs["train/commit"] = q.commit_loss.detach()
+        logs["train/n_q"] = torch.tensor(float(q.n_q))
+        self.log_dict(logs, prog_bar=False, batch_size=len(batch))
+        self.log("train/mel", losses["mel"].detach(), prog_bar=True, batch_size=len(batch))
+        if self.trainer.log_every_n_steps and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self._log_codebooks()
+
+    def _log_codebooks(self) -> None:
+        hist = self.codec.quantizer.code_histogram
+        usage, perplexity = code_stats(hist)
+        for i, (u, p) in enumerate(zip(usage.tolist(), perplexity.tolist())):
+            self.log(f"codebook/usage_{i}", u, rank_zero_only=True)
+            self.log(f"codebook/perplexity_{i}", p, rank_zero_only=True)
+        collapsed = collapse_warning(usage)
+        if collapsed and self.global_rank == 0 and hist.sum() > 0:
+            log.warning("codebook levels %s use under 10%% of their codes (usage %s): the quantizer may be collapsing",
+                        collapsed, [round(usage[i].item(), 3) for i in collapsed])
+        self.codec.quantizer.reset_code_histogram()
+
+    # -- validation ------------------------------------------------------------------------------
+    def _val_levels(self) -> list[int]:
+        k = self.codec.num_codebooks
+        return sorted(set(self.val_cfg.bandwidth_codebooks or [1, max(1, k // 2), k]))
+
+    def validation_step(self, batch: AudioBatch, batch_idx: int) -> None:
+        real = batch.audio
+        latent = self.codec.encoder(real)
+        for k in self._val_levels():
+            codes = self.codec.quantizer.encode(latent, k)
+            fake = self.codec.decoder(self.codec.quantizer.decode(codes))[..., : real.shape[-1]]
+            tag = f"{self.codec.bandwidth(k):g}kbps"
+            if k == self.codec.num_codebooks:
+                self.log("val/mel_distance", mel_distance(fake, real, self.codec.sample_rate, self.mel_cfg).mean(),
+                         sync_dist=True, batch_size=len(batch), prog_bar=True)
+            self.log_dict({
+                f"val/mel_distance@{tag}": mel_distance(fake, real, self.codec.sample_rate, self.mel_cfg).mean(),
+                f"val/stft_distance@{tag}": stft_distance(fake, real).mean(),
+                f"val/si_sdr@{tag}": si_sdr(fake, real).mean(),
+            }, sync_dist=True, batch_size=len(batch))
+            if k == self.codec.num_codebooks and len(self._val_examples) < self.val_cfg.examples:
+                for i in range(min(len(batch), self.val_cfg.examples - len(self._val_examples))):
+                    n = int(batch.lengths[i])
+                    self._val_examples.append((real[i, :, :n].detach().cpu(), fake[i, :, :n].detach().cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_examples and self.global_rank == 0 and not self.trainer.sanity_checking:
+            log_audio_examples(self.loggers, "val/audio", self._val_examples, self.codec.sample_rate, self.global_step)
+        self._val_examples = []
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["codec_config"] = self.codec.cfg.to_dict()
+        if self.balancer is not None:
+            checkpoint["balancer"] = self.balancer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.balancer is not None and "balancer" in checkpoint:
+            self.balancer.load_state_dict(checkpoint["balancer"])

@@ -1,0 +1,355 @@
+"""The built-in music corpus: General MIDI renderings of scores, cut into captioned clips, to shards.
+
+Pieces come from music21's bundled corpus (~13k scores and tunes: Bach chorales, Palestrina,
+folk-song collections, ...) or from every ``.mid``/``.midi`` under a folder. Each piece gets
+instruments from a short list of well-rendered General MIDI programs (chosen to cover each part's
+pitch range), a tempo (a +-15% change of a marked tempo, or 60-140 quarter notes per minute where
+the source marks none), is rendered (see :mod:`data.corpus.midi_render`) directly at the target
+sample rate, mixed to mono (``channels`` = 1), peak-normalized per piece and cut into clips; clips
+quieter than -45 dBFS are dropped. Every caption is true of its clip: the instruments and the
+number of parts that sound in it, the tempo over it (quarter notes per minute, "bpm"), the key
+from music21's analysis of the score (Krumhansl-Kessler profiles for MIDI files) when it is clear,
+and the composer, collection or file. The same arguments give the same shards for any ``workers``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+from dataclasses import dataclass, replace
+from itertools import count
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from data.audio import encode_flac
+from data.corpus.midi_render import Performance, find_renderer, sanitize
+from data.shards import MANIFEST, ShardWriter, read_manifest
+
+SILENT_DB, PEAK, MIN_KEY_CONFIDENCE = -45.0, 0.9, 0.5
+SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
+EXCLUDED_FOLDERS = {"demos", "theoryExercises", "leadSheet", "schoenberg", "webern"}  # drills, chord charts, atonal
+COMPOSERS = {
+    "bach": "Bach", "beethoven": "Beethoven", "mozart": "Mozart", "haydn": "Haydn", "palestrina": "Palestrina",
+    "monteverdi": "Monteverdi", "josquin": "Josquin des Prez", "chopin": "Chopin", "handel": "Handel",
+    "corelli": "Corelli", "cpebach": "C. P. E. Bach", "schubert": "Schubert", "schumann_robert": "Robert Schumann",
+    "schumann_clara": "Clara Schumann", "verdi": "Verdi", "weber": "Weber", "joplin": "Scott Joplin",
+    "beach": "Amy Beach", "ciconia": "Ciconia", "lusitano": "Vicente Lusitano",
+}
+COLLECTIONS = {
+    "essenFolksong": "folk song from the Essen collection", "oneills1850": "Irish tune from O'Neill's collection",
+    "ryansMammoth": "fiddle tune from Ryan's Mammoth Collection", "airdsAirs": "Scottish air from Aird's collection",
+    "miscFolk": "folk tune", "nottingham-dataset": "folk tune from the Nottingham collection",
+    "trecento": "fourteenth-century Italian piece",
+}
+# Krumhansl-Kessler key profiles (C major / C minor), for MIDI files without a score to analyze.
+_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_TONICS = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    program: int  # General MIDI program, 0-based
+    name: str
+    low: int  # comfortable MIDI pitch range
+    high: int
+    whole_texture: bool = False  # plays every part of a piece alone (keyboards, harp, guitar, strings)
+
+
+INSTRUMENTS = (
+    Instrument(0, "piano", 21, 108, True), Instrument(6, "harpsichord", 29, 89, True),
+    Instrument(19, "church organ", 24, 96, True), Instrument(24, "classical guitar", 40, 84, True),
+    Instrument(46, "harp", 24, 103, True), Instrument(48, "string ensemble", 28, 96, True),
+    Instrument(4, "electric piano", 28, 103, True), Instrument(12, "marimba", 45, 96, True),
+    Instrument(11, "vibraphone", 53, 89), Instrument(40, "violin", 55, 103), Instrument(41, "viola", 48, 91),
+    Instrument(42, "cello", 36, 76), Instrument(43, "contrabass", 28, 60), Instrument(73, "flute", 60, 96),
+    Instrument(68, "oboe", 58, 91), Instrument(71, "clarinet", 50, 91), Instrument(70, "bassoon", 34, 75),
+    Instrument(60, "french horn", 34, 77),
+)
+DRUMS = Instrument(0, "drums", 0, 127)
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    label: str  # "bach/bwv66.6.mxl", "essenFolksong/kinder0.abc#50", or the path under the MIDI folder
+    group: str  # corpus folder, or "midi"
+    number: int | None = None  # tune number inside a multi-tune file
+
+
+@dataclass
+class Piece:
+    performance: Performance
+    key: str | None  # "F-sharp minor", None when the analysis is unsure
+    key_confidence: float
+    key_signature: str | None  # "3 sharps"
+    composer: str | None
+    collection: str | None
+    title: str | None
+
+
+@dataclass(frozen=True)
+class PieceJob:
+    index: int
+    source: Source
+    sample_rate: int
+    clip_seconds: float
+    seed: int
+    max_piece_seconds: float
+    backend: str
+    soundfont: str
+
+
+@dataclass
+class PieceResult:
+    source: str
+    clips: list[tuple[str, bytes, dict[str, Any]]]
+    skip: str | None = None
+    silent: int = 0
+
+
+def key_name(tonic: str, mode: str) -> str:
+    """music21 spelling to words: ("F#", "minor") -> "F-sharp minor", ("B-", "major") -> "B-flat major"."""
+    accidental = {"": "", "#": "-sharp", "##": "-double-sharp", "-": "-flat", "--": "-double-flat"}.get(tonic[1:], tonic[1:])
+    return f"{tonic[0].upper()}{accidental} {mode}"
+
+
+def signature_name(sharps: int) -> str:
+    if sharps == 0:
+        return "no sharps or flats"
+    n = abs(sharps)
+    return f"{n} {'sharp' if sharps > 0 else 'flat'}{'s' if n > 1 else ''}"
+
+
+def estimate_key(perf: Performance) -> tuple[str | None, float]:
+    """Key from duration-weighted pitch classes against the Krumhansl-Kessler profiles."""
+    hist = np.zeros(12)
+    for p in perf.parts:
+        for n in p.notes if not p.is_drum else ():
+            hist[n.pitch % 12] += n.end - n.start
+    if hist.sum() <= 0:
+        return None, 0.0
+    best = max((float(np.corrcoef(hist, np.roll(prof, t))[0, 1]), t, mode)
+               for mode, prof in (("major", _MAJOR), ("minor", _MINOR)) for t in range(12))
+    return key_name(_TONICS[best[1]], best[2]), best[0]
+
+
+def score_sources(seed: int) -> Iterator[Source]:
+    """music21 corpus pieces, shuffled by ``seed`` and interleaved so that no collection dominates."""
+    from music21 import corpus
+
+    groups: dict[str, list[Source]] = {}
+    for path in sorted(corpus.getPaths()):
+        parts = path.parts[path.parts.index("corpus") + 1 :]
+        if path.suffix.lower() not in SCORE_SUFFIXES or parts[0] in EXCLUDED_FOLDERS:
+            continue
+        label = "/".join(parts)
+        if path.suffix.lower() == ".abc":  # a file of many tunes: one source per tune number
+            numbers = sorted({int(x) for x in re.findall(rb"^X:\s*(\d+)", path.read_bytes(), re.M)})
+            groups.setdefault(parts[0], []).extend(Source(str(path), f"{label}#{x}", parts[0], x) for x in numbers)
+        else:
+            groups.setdefault(parts[0], []).append(Source(str(path), label, parts[0]))
+    rng = np.random.default_rng(seed)
+    queues = [[g[i] for i in rng.permutation(len(g))] for _, g in sorted(groups.items())]
+    while queues:
+        sizes = np.sqrt([len(q) for q in queues])
+        q = queues[rng.choice(len(queues), p=sizes / sizes.sum())]
+        yield q.pop()
+        queues = [q for q in queues if q]
+
+
+def midi_sources(midi_dir: str | Path, seed: int) -> list[Source]:
+    root = Path(midi_dir)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file()) if root.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"no .mid or .midi files under {root}; pass a folder of MIDI files or leave out --midi")
+    order = np.random.default_rng(seed).permutation(len(files))
+    return [Source(str(files[i]), files[i].relative_to(root).as_posix(), "midi") for i in order]
+
+
+def load_piece(src: Source, max_seconds: float) -> Piece:
+    """Parse a source into sanitized notes plus what is known about it (key, signature, composer)."""
+    if src.group == "midi":
+        perf = sanitize(src.path, max_seconds=max_seconds)
+        key, conf = estimate_key(perf)
+        sig = None
+        if perf.key_signatures:
+            from music21 import key as m21key
+
+            k = perf.key_signatures[0][1]
+            tonic, mode = k.rstrip("m"), "minor" if k.endswith("m") else "major"
+            sig = signature_name(m21key.Key(tonic[0] + tonic[1:].replace("b", "-"), mode).sharps)
+        return Piece(perf, key, conf, sig, None, None, None)
+    from music21 import converter, midi, stream
+
+    kw = {"number": src.number} if src.number is not None else {}
+    score = converter.parseFile(src.path, forceSource=True, **kw)  # forceSource: no pickle cache written
+    if isinstance(score, stream.Opus):
+        score = score.scores[0]
+    analysis = score.analyze("key")
+    sigs = list(score.recurse().getElementsByClass("KeySignature"))
+    if sigs:  # of the analysis' candidates, prefer a key the signature agrees with when it fits nearly as well
+        agree = [k for k in [analysis, *analysis.alternateInterpretations] if k.sharps == sigs[0].sharps]
+        if agree and agree[0].correlationCoefficient >= max(MIN_KEY_CONFIDENCE, analysis.correlationCoefficient - 0.1):
+            analysis = agree[0]
+    explicit = any(True for _ in score.recurse().getElementsByClass("MetronomeMark"))
+    perf = sanitize(midi.translate.music21ObjectToMidiFile(score).writestr(), max_seconds=max_seconds)
+    perf.explicit_tempo = explicit
+    md = score.metadata
+    composer = COMPOSERS.get(src.group) or (None if src.group in COLLECTIONS else (md.composer if md else None))
+    return Piece(perf, key_name(analysis.tonic.name, analysis.mode), float(analysis.correlationCoefficient),
+                 signature_name(sigs[0].sharps) if sigs else None, composer, COLLECTIONS.get(src.group),
+                 md.bestTitle if md else None)
+
+
+def choose_instruments(perf: Performance, rng: np.random.Generator) -> list[Instrument]:
+    """One instrument a part, covering its 5th-95th percentile pitches; drums stay drums."""
+    ranges = [(np.percentile([n.pitch for n in p.notes], 5), np.percentile([n.pitch for n in p.notes], 95))
+              for p in perf.parts]
+    melodic = [r for p, r in zip(perf.parts, ranges) if not p.is_drum]
+    fits = lambda inst, r: inst.low <= r[0] and r[1] <= inst.high  # noqa: E731
+    whole = [i for i in INSTRUMENTS if (i.whole_texture or len(melodic) == 1) and all(fits(i, r) for r in melodic)]
+    if whole and (len(melodic) <= 1 or len(melodic) > 15 or rng.random() < 0.5):  # >15 parts share channels
+        same = whole[rng.integers(len(whole))]
+        return [DRUMS if p.is_drum else same for p in perf.parts]
+    chosen, used = [], set()
+    for p, r in zip(perf.parts, ranges):
+        pool = [i for i in INSTRUMENTS if fits(i, r)] or [INSTRUMENTS[0]]
+        fresh = [i for i in pool if i.name not in used] or pool
+        chosen.append(DRUMS if p.is_drum else fresh[rng.integers(len(fresh))])
+        used.add(chosen[-1].name)
+    return chosen
+
+
+def tempo_word(bpm: float) -> str:
+    return "slow" if bpm < 80 else "moderate" if bpm < 120 else "fast"
+
+
+def caption(names: list[str], parts: int, bpm: int, key: str | None, piece: Piece, source: str) -> str:
+    unique = list(dict.fromkeys(names))
+    listed = unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " and " + unique[-1]
+    solo = listed if listed.endswith("ensemble") else f"solo {listed}"
+    text = [solo if parts == 1 else f"{listed}, {parts} parts", f"{tempo_word(bpm)} tempo at {bpm} bpm"]
+    if key:
+        text.append(f"in {key}")
+    if piece.composer:
+        text.append(f"a piece by {piece.composer}")
+    elif piece.collection:
+        text.append(f"{'an' if piece.collection[0] in 'aeiouAEIOU' else 'a'} {piece.collection}")
+    else:
+        text.append(f"from {Path(source.split('#')[0]).name}")
+    return ", ".join(text)
+
+
+_RENDERERS: dict[tuple[str, str], Any] = {}
+
+
+def render_piece(job: PieceJob) -> PieceResult:
+    """Load, orchestrate, render and cut one piece (in a worker process). Failures become a skip."""
+    label = job.source.label
+    try:
+        rng = np.random.default_rng([job.seed, job.index])
+        piece = load_piece(job.source, job.max_piece_seconds * 3)
+        perf = piece.performance
+        if not perf.parts:
+            return PieceResult(label, [], skip="no notes")
+        insts = choose_instruments(perf, rng)
+        perf = replace(perf, parts=[replace(p, program=i.program) for p, i in zip(perf.parts, insts)])
+        base = perf.tempo_at(0.0, perf.duration)
+        factor = rng.uniform(0.85, 1.15) if perf.explicit_tempo else rng.uniform(60, 140) / base
+        perf = perf.scaled(factor, max_seconds=job.max_piece_seconds)
+        renderer = _RENDERERS.get((job.backend, job.soundfont)) or find_renderer(job.backend, job.soundfont)
+        _RENDERERS[(job.backend, job.soundfont)] = renderer
+        audio = renderer.render(perf, job.sample_rate).audio.mean(axis=0)
+    except Exception as e:  # music21 and MIDI parsing raise many kinds; one bad piece never stops a build
+        return PieceResult(label, [], skip=f"{type(e).__name__}: {str(e)[:200]}")
+    peak = float(np.abs(audio).max())
+    audio = audio * (PEAK / peak) if peak > 1e-6 else audio
+    sr, n = job.sample_rate, int(round(job.clip_seconds * job.sample_rate))
+    clips, silent = [], 0
+    for c in range(len(audio) // n):
+        seg = audio[c * n : (c + 1) * n]
+        if 10 * np.log10(float(np.mean(seg**2)) + 1e-20) < SILENT_DB:
+            silent += 1
+            continue
+        t0, t1 = c * n / sr, (c + 1) * n / sr
+        playing = [i for p, i in zip(perf.parts, insts) if any(x.start < t1 and x.end > t0 for x in p.notes)]
+        if not playing:  # only a release tail sounds
+            silent += 1
+            continue
+        bpm = int(round(perf.tempo_at(t0, min(t1, max(perf.duration, t0 + 1e-3)))))
+        key = piece.key if piece.key_confidence >= MIN_KEY_CONFIDENCE else None
+        name = f"music_{job.index:07d}_{c:03d}"
+        meta = {
+            "key": name, "text": caption([i.name for i in playing], len(playing), bpm, key, piece, label),
+            "instruments": list(dict.fromkeys(i.name for i in playing)),
+            "programs": sorted({i.program for i in playing if i is not DRUMS}), "drums": DRUMS in playing,
+            "parts": len(playing), "tempo_bpm": bpm, "tempo": tempo_word(bpm), "musical_key": key,
+            "key_confidence": round(piece.key_confidence, 3), "key_signature": piece.key_signature,
+            "composer": piece.composer, "collection": piece.collection, "title": piece.title, "source": label,
+            "start": round(t0, 3), "duration": round(n / sr, 4), "sample_rate": sr, "channels": 1,
+            "renderer": f"{renderer.name}:{renderer.soundfont.name}",
+        }
+        clips.append((name, encode_flac(seg[None].astype(np.float32), sr), meta))
+    return PieceResult(label, clips, silent=silent)
+
+
+def build_music(out_dir: str | Path, hours: float, sample_rate: int = 32000, midi_dir: str | Path | None = None,
+                clip_seconds: float = 10.0, seed: int = 0, workers: int = 1, max_count: int = 500,
+                progress: bool = True, renderer: str = "auto", max_piece_seconds: float = 180.0) -> dict[str, Any]:
+    """Render about ``hours`` of captioned clips into ``music-*.tar`` shards in ``out_dir``; returns the manifest.
+
+    An existing build with the same content-determining arguments is reused as it is.
+    """
+    if hours <= 0 or clip_seconds <= 0 or max_piece_seconds < clip_seconds:
+        raise ValueError("hours and clip_seconds must be positive and max_piece_seconds at least clip_seconds")
+    rend = find_renderer(renderer)  # fails here, with the install command, when no backend exists
+    sources = midi_sources(midi_dir, seed) if midi_dir else None
+    out = Path(out_dir)
+    build = {"hours": hours, "sample_rate": sample_rate, "midi_dir": str(midi_dir) if midi_dir else None,
+             "clip_seconds": clip_seconds, "seed": seed, "max_piece_seconds": max_piece_seconds,
+             "renderer": f"{rend.name}:{rend.soundfont}"}
+    if (out / MANIFEST).exists():
+        try:
+            old = read_manifest(out)
+        except ValueError:
+            old = {}
+        if old.get("build") == build and all((out / s["url"]).exists() for s in old["shards"]):
+            return old
+    for p in out.glob("music-*.tar") if out.exists() else ():
+        p.unlink()
+
+    def stream() -> Iterator[Source]:
+        for rnd in count():  # a small MIDI folder is played again with new instruments and tempi
+            yield from sources if sources else score_sources(seed + rnd)
+
+    target, total, idle = hours * 3600.0, 0.0, 0
+    writer = ShardWriter(out, "music", max_count, manifest_extra={
+        "corpus": "music", "sample_rate": sample_rate, "channels": 1, "build": build, "silent_clips": 0})
+    bar = tqdm(total=round(target), unit="s", desc="music", disable=not progress, dynamic_ncols=True)
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    jobs = (PieceJob(i, s, sample_rate, clip_seconds, seed, max_piece_seconds, rend.name, str(rend.soundfont))
+            for i, s in enumerate(stream()))
+    try:
+        with writer:
+            while total < target and idle < (len(sources) if sources else 2000):
+                batch = [next(jobs) for _ in range(2 * workers if pool else 1)]
+                for res in pool.imap(render_piece, batch) if pool else map(render_piece, batch):
+                    if res.skip:
+                        writer.skip(res.source, res.skip)
+                    writer.manifest_extra["silent_clips"] += res.silent
+                    idle = 0 if res.clips else idle + 1  # stop if a whole pass of sources gives nothing
+                    for name, flac, meta in res.clips:
+                        if total >= target:
+                            break
+                        writer.write(name, {"flac": flac, "json": meta})
+                        total += meta["duration"]
+                        bar.update(round(total) - bar.n)
+    finally:
+        bar.close()
+        if pool:
+            pool.terminate()
+    return read_manifest(out)

@@ -1,0 +1,17 @@
+"""LightningCLI set up the same way for every training command of codeclm."""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+
+class CodeclmCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.set_defaults({"trainer.default_root_dir": "runs/train"})
+
+
+def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
+    """``fit`` with a model and datamodule class; configs are saved beside the logs."""
+    CodeclmCLI(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
+               save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    return 0
