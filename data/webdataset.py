@@ -102,6 +102,7 @@ class ShardDataset(IterableDataset):
             raise ValueError("batch_size must be at least 1")
         self.skips = skips or SkipCounter()
         self.world = world  # (rank, world_size) override, else torch.distributed's
+        self._resolved_world: tuple[int, int] | None = None
         self.epoch = 0
         self.num_workers = 1  # set by make_loader; needed for __len__
 
@@ -110,7 +111,12 @@ class ShardDataset(IterableDataset):
 
     # -- sizes -------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:
-        return self.world or dist_info()
+        return self.world or self._resolved_world or dist_info()
+
+    def resolve_world(self) -> None:
+        """Fix (rank, world) from this process' torch.distributed state; DataLoader workers do
+        not see the process group, so the loader calls this before starting them."""
+        self._resolved_world = self.world or dist_info()
 
     def batches_per_rank(self) -> int:
         _, world = self._rank_world()
@@ -232,4 +238,5 @@ class ShardLoader(DataLoader):
         if self._next_epoch is not None:
             ds.set_epoch(self._next_epoch)
         self._next_epoch = ds.epoch + 1
+        ds.resolve_world()
         return super().__iter__()

@@ -1,20 +1,19 @@
 """General MIDI to audio, safely: sanitize the notes, then render through fluidsynth or tinysoundfont.
 
-MIDI files in the wild hold stuck notes (a note-on never switched off), zero-length notes and
-sustain pedals never released; a synthesizer fed such a file may render without end. So every
-input first becomes a :class:`Performance` through :func:`sanitize` (note on/off paired, lengths
-capped, empty notes dropped, pedals released), and every render is cut at the last note's end
-plus a short tail: a renderer never returns more samples than that cap, and the fluidsynth process
-is killed if it runs past its time limit or writes more than the cap.
-
-Backends, chosen by :func:`find_renderer`: the ``fluidsynth`` command with a system General MIDI
-soundfont (Debian's ``fluid-soundfont-gm``), or the ``tinysoundfont`` module with the soundfont
-bundled in ``pretty_midi`` (TimGM6mb.sf2). Tempo in a :class:`Performance` is quarter notes per minute.
+MIDI in the wild holds stuck notes (a note-on never switched off; notation exports grace notes as an
+off and an on at one tick), zero-length notes and pedals never released; a synthesizer fed that may
+render without end. So every input first becomes a :class:`Performance` through :func:`sanitize`,
+and every render is cut at the last note's end plus a short tail: a renderer never returns more
+samples than that cap, and a fluidsynth process is killed once it has written the cap or overruns
+its time limit. Backends (:func:`find_renderer`): the ``fluidsynth`` command with a system General
+MIDI soundfont (Debian's ``fluid-soundfont-gm``), or the ``tinysoundfont`` module with the soundfont
+bundled in ``pretty_midi`` (TimGM6mb.sf2). Tempo is in quarter notes per minute.
 """
 
 from __future__ import annotations
 
 import bisect
+import importlib
 import importlib.util
 import io
 import os
@@ -29,11 +28,12 @@ from pathlib import Path
 import mido
 import numpy as np
 
-INSTALL_HINT = "install one with `apt-get install fluidsynth fluid-soundfont-gm` or `pip install --no-deps tinysoundfont pretty-midi`"
+APT_HINT = "`apt-get install fluidsynth fluid-soundfont-gm`"
+PIP_HINT = "`pip install --no-deps tinysoundfont pretty-midi`"
+INSTALL_HINT = f"install one with {APT_HINT} or {PIP_HINT}"
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts", "/usr/share/sounds/sf3")
 PREFERRED_SOUNDFONTS = ("FluidR3_GM.sf2", "default-GM.sf2", "FluidR3_GM.sf3", "default-GM.sf3")
-# Controllers passed through; anything else (banks, RPNs, all-notes-off tricks) is dropped.
-SAFE_CONTROLS = frozenset({1, 7, 10, 11, 64, 91, 93})
+SAFE_CONTROLS = frozenset({1, 7, 10, 11, 64, 91, 93})  # others (banks, RPNs, mode messages) are dropped
 DRUM_CHANNEL = 9
 
 
@@ -51,7 +51,7 @@ class Note:
 
 @dataclass
 class Part:
-    """One instrument line: a (track, channel) of the source file."""
+    """One instrument line: a (track, channel) of the source, with the first program it selects."""
 
     program: int
     is_drum: bool
@@ -62,12 +62,12 @@ class Part:
 
 @dataclass
 class Performance:
-    """Sanitized notes in seconds: every note has an end after its start and at most a capped length."""
+    """Sanitized notes in seconds: each ends after it starts, no longer than the cap it was read with."""
 
     parts: list[Part]
     tempos: list[tuple[float, float]]  # (seconds, quarter notes per minute), the first at 0
-    key_signatures: list[tuple[float, str]] = field(default_factory=list)  # (seconds, mido key, e.g. "Bbm")
-    explicit_tempo: bool = False  # the source set a tempo (otherwise MIDI's default 120 applies)
+    key_signatures: list[tuple[float, str]] = field(default_factory=list)  # (seconds, mido key such as "Bbm")
+    explicit_tempo: bool = False  # the source sets a tempo (else MIDI's default 120 applies)
 
     @property
     def duration(self) -> float:
@@ -82,33 +82,32 @@ class Performance:
         return total / (end - start) if end > start else self.tempos[0][1]
 
     def scaled(self, factor: float, max_seconds: float | None = None) -> "Performance":
-        """Play ``factor`` times faster (tempo x factor), keeping only what starts before ``max_seconds``."""
-        s = 1.0 / factor
-        limit = float("inf") if max_seconds is None else max_seconds
+        """Play ``factor`` times faster (tempo x factor), keeping what starts before ``max_seconds``."""
+        s, limit = 1.0 / factor, float("inf") if max_seconds is None else max_seconds
         parts = []
         for p in self.parts:
             notes = [Note(n.start * s, min(n.end * s, limit), n.pitch, n.velocity) for n in p.notes if n.start * s < limit]
-            notes = [n for n in notes if n.end - n.start > 1e-3]
-            if notes:
+            if notes := [n for n in notes if n.end - n.start >= 1e-3]:
                 parts.append(replace(p, notes=notes, controls=[(t * s, c, v) for t, c, v in p.controls if t * s < limit],
                                      bends=[(t * s, b) for t, b in p.bends if t * s < limit]))
         return Performance(parts, [(t * s, bpm * factor) for t, bpm in self.tempos],
                            [(t * s, k) for t, k in self.key_signatures], self.explicit_tempo)
 
     def to_midi(self) -> bytes:
-        """A standard MIDI file of this performance (fixed 120 qpm; times exact to 1/960 s)."""
-        mid = mido.MidiFile(type=1, ticks_per_beat=480)
+        """A standard MIDI file of this performance (120 qpm, 960 ticks a second; every note >= 1 tick)."""
+        mid, msg = mido.MidiFile(type=1, ticks_per_beat=480), mido.Message
         mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0)]))
         for part, ch in zip(self.parts, assign_channels(self.parts)):
-            ev: list[tuple[int, int, mido.Message]] = [(0, 0, mido.Message("program_change", channel=ch, program=part.program))]
-            ev += [(round(t * 960), 1, mido.Message("control_change", channel=ch, control=c, value=v)) for t, c, v in part.controls]
-            ev += [(round(t * 960), 1, mido.Message("pitchwheel", channel=ch, pitch=b)) for t, b in part.bends]
-            for n in part.notes:
-                ev.append((round(n.start * 960), 2, mido.Message("note_on", channel=ch, note=n.pitch, velocity=n.velocity)))
-                ev.append((round(n.end * 960), 0, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
+            ev = [(0, 0, msg("program_change", channel=ch, program=part.program))]
+            ev += [(round(t * 960), 1, msg("control_change", channel=ch, control=c, value=v)) for t, c, v in part.controls]
+            ev += [(round(t * 960), 1, msg("pitchwheel", channel=ch, pitch=b)) for t, b in part.bends]
+            for n in part.notes:  # at one tick: offs, then controls, then ons
+                on = round(n.start * 960)
+                ev.append((on, 2, msg("note_on", channel=ch, note=n.pitch, velocity=n.velocity)))
+                ev.append((max(on + 1, round(n.end * 960)), 0, msg("note_off", channel=ch, note=n.pitch, velocity=0)))
             track, now = mido.MidiTrack(), 0
-            for tick, _, msg in sorted(ev, key=lambda e: (e[0], e[1])):
-                track.append(msg.copy(time=tick - now))
+            for tick, _, m in sorted(ev, key=lambda e: (e[0], e[1])):
+                track.append(m.copy(time=tick - now))
                 now = tick
             mid.tracks.append(track)
         buf = io.BytesIO()
@@ -119,68 +118,63 @@ class Performance:
 def assign_channels(parts: list[Part]) -> list[int]:
     """Drums on channel 9; other parts on 0-15 in order, skipping 9 (past 15 parts, channels are shared)."""
     melodic = [c for c in range(16) if c != DRUM_CHANNEL]
-    out, i = [], 0
+    out: list[int] = []
     for p in parts:
-        out.append(DRUM_CHANNEL if p.is_drum else melodic[i % len(melodic)])
-        i += not p.is_drum
+        out.append(DRUM_CHANNEL if p.is_drum else melodic[sum(c != DRUM_CHANNEL for c in out) % len(melodic)])
     return out
 
 
-def _seconds_map(mid: mido.MidiFile):
-    """tick -> seconds under the file's tempo map (set_tempo events from every track)."""
-    changes = sorted((tick, msg.tempo) for tick, msg in _absolute(mid) if msg.type == "set_tempo")
-    ticks, secs, tempos = [0], [0.0], [500_000]
+def _absolute(tracks):
+    for track in tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            yield tick, msg
+
+
+def _tempo_map(mid: mido.MidiFile):
+    """tick -> seconds under the tempo changes of every track; the tempo list; whether any was set."""
+    changes = sorted((tick, msg.tempo) for tick, msg in _absolute(mid.tracks) if msg.type == "set_tempo")
+    ticks, secs, tempos, tpb = [0], [0.0], [500_000], mid.ticks_per_beat
     for tick, tempo in changes:
-        secs.append(secs[-1] + (tick - ticks[-1]) * tempos[-1] / 1e6 / mid.ticks_per_beat)
+        secs.append(secs[-1] + (tick - ticks[-1]) * tempos[-1] / 1e6 / tpb)
         ticks.append(tick)
         tempos.append(tempo)
 
     def to_seconds(tick: int) -> float:
         i = bisect.bisect_right(ticks, tick) - 1
-        return secs[i] + (tick - ticks[i]) * tempos[i] / 1e6 / mid.ticks_per_beat
+        return secs[i] + (tick - ticks[i]) * tempos[i] / 1e6 / tpb
 
     bpm = [(to_seconds(t), 60e6 / tp) for t, tp in zip(ticks, tempos)]
-    dedup = [b for i, b in enumerate(bpm) if i + 1 == len(bpm) or bpm[i + 1][0] > b[0]]  # last change at a time wins
-    return to_seconds, dedup, bool(changes)
-
-
-def _absolute(mid: mido.MidiFile, track: mido.MidiTrack | None = None):
-    for tr in [track] if track is not None else mid.tracks:
-        tick = 0
-        for msg in tr:
-            tick += msg.time
-            yield tick, msg
+    bpm = [b for i, b in enumerate(bpm) if i + 1 == len(bpm) or bpm[i + 1][0] > b[0]]  # the last change at a time wins
+    return to_seconds, bpm, bool(changes)
 
 
 def sanitize(midi: bytes | str | Path | mido.MidiFile, max_note_seconds: float = 10.0,
              max_seconds: float | None = None) -> Performance:
     """Parse MIDI into a clean :class:`Performance`.
 
-    Notes pair per (track, channel, pitch); a repeated note-on ends the sounding one; a note-on never
-    switched off ends at the file's last event (or after 1 s when nothing follows); every note is
-    capped at ``max_note_seconds``; notes shorter than 1 ms are dropped; a held sustain pedal is
-    released after the part's last note. With ``max_seconds`` nothing sounds past that time.
+    Notes pair per (track, channel, pitch). A repeated note-on ends the sounding note; an off then an
+    on of one key at one tick with nothing sounding (a zero-length grace note) is dropped; a note-on
+    never switched off ends at the file's last event (1 s later if nothing follows); every note is cut
+    to ``max_note_seconds`` and to ``max_seconds``; notes under 1 ms are dropped; a sustain pedal is
+    released after its part's last note.
     """
     where = str(midi) if isinstance(midi, (str, Path)) else "<midi>"
     try:
         if isinstance(midi, mido.MidiFile):
             mid = midi
-        elif isinstance(midi, bytes):
-            mid = mido.MidiFile(file=io.BytesIO(midi), clip=True)
         else:
-            mid = mido.MidiFile(str(midi), clip=True)
+            mid = mido.MidiFile(file=io.BytesIO(midi), clip=True) if isinstance(midi, bytes) else mido.MidiFile(str(midi), clip=True)
         if mid.ticks_per_beat <= 0:
             raise ValueError("ticks per beat must be positive")
-        to_seconds, tempos, explicit = _seconds_map(mid)
-        file_end = to_seconds(max((t for t, _ in _absolute(mid)), default=0))
+        to_seconds, tempos, explicit = _tempo_map(mid)
+        file_end = to_seconds(max((t for t, _ in _absolute(mid.tracks)), default=0))
     except (OSError, ValueError, EOFError, KeyError, IndexError, TypeError) as e:
-        raise RenderError(f"{where}: not a readable MIDI file ({e}); check the file or drop it") from None
+        raise RenderError(f"{where}: not a readable MIDI file ({e}); fix or remove it") from None
     limit = float("inf") if max_seconds is None else max_seconds
     parts: dict[tuple[int, int], Part] = {}
     keys: list[tuple[float, str]] = []
-
-    def part(tr: int, ch: int) -> Part:
-        return parts.setdefault((tr, ch), Part(program=programs.get(ch, 0), is_drum=ch == DRUM_CHANNEL))
 
     def close(p: Part, start: float, end: float, pitch: int, vel: int) -> None:
         end = min(end, start + max_note_seconds, limit)
@@ -190,52 +184,57 @@ def sanitize(midi: bytes | str | Path | mido.MidiFile, max_note_seconds: float =
     for tr, track in enumerate(mid.tracks):
         programs: dict[int, int] = {}
         sounding: dict[tuple[int, int], tuple[float, int]] = {}
-        for tick, msg in _absolute(mid, track):
+        orphan_offs: set[tuple[int, int, int]] = set()  # note-offs at the current tick with nothing sounding
+        part = lambda ch: parts.setdefault((tr, ch), Part(programs.get(ch, 0), ch == DRUM_CHANNEL))  # noqa: E731
+        for tick, msg in _absolute([track]):
             t = to_seconds(tick)
             if msg.type == "key_signature":
                 keys.append((t, msg.key))
             elif msg.type == "program_change":
-                programs.setdefault(msg.channel, msg.program)  # a part keeps its first program
-                if (tr, msg.channel) in parts and not parts[(tr, msg.channel)].notes:
-                    parts[(tr, msg.channel)].program = programs[msg.channel]
+                programs.setdefault(msg.channel, msg.program)
+                if not part(msg.channel).notes:
+                    part(msg.channel).program = programs[msg.channel]
             elif msg.type == "note_on" and msg.velocity > 0:
                 key = (msg.channel, msg.note)
-                if key in sounding:  # a repeated note-on ends the sounding note
+                if (*key, tick) in orphan_offs:
+                    orphan_offs.discard((*key, tick))
+                elif key in sounding:
                     start, vel = sounding.pop(key)
-                    close(part(tr, msg.channel), start, t, msg.note, vel)
-                sounding[key] = (t, msg.velocity)
+                    close(part(msg.channel), start, t, msg.note, vel)
+                    sounding[key] = (t, msg.velocity)
+                else:
+                    sounding[key] = (t, msg.velocity)
             elif msg.type in ("note_on", "note_off"):
                 if (msg.channel, msg.note) in sounding:
                     start, vel = sounding.pop((msg.channel, msg.note))
-                    close(part(tr, msg.channel), start, t, msg.note, vel)
+                    close(part(msg.channel), start, t, msg.note, vel)
+                else:
+                    orphan_offs = {o for o in orphan_offs if o[2] == tick} | {(msg.channel, msg.note, tick)}
             elif msg.type == "control_change" and msg.control in SAFE_CONTROLS and t < limit:
-                part(tr, msg.channel).controls.append((t, msg.control, msg.value))
+                part(msg.channel).controls.append((t, msg.control, msg.value))
             elif msg.type == "pitchwheel" and t < limit:
-                part(tr, msg.channel).bends.append((t, msg.pitch))
+                part(msg.channel).bends.append((t, msg.pitch))
         for (ch, pitch), (start, vel) in sounding.items():  # stuck notes
-            close(part(tr, ch), start, file_end if file_end > start else start + 1.0, pitch, vel)
-    out = []
-    for p in parts.values():
-        if not p.notes:
-            continue
+            close(part(ch), start, file_end if file_end > start else start + 1.0, pitch, vel)
+    out = [p for p in parts.values() if p.notes]
+    for p in out:
         p.notes.sort(key=lambda n: (n.start, n.pitch))
         if any(c == 64 for _, c, _ in p.controls):
             p.controls.append((max(n.end for n in p.notes), 64, 0))
-        out.append(p)
     return Performance(out, tempos, sorted(keys), explicit)
 
 
 @dataclass(frozen=True)
 class Rendered:
-    audio: np.ndarray  # [C, T] float32, C = 2
+    audio: np.ndarray  # [2, T] float32
     sample_rate: int
-    seconds: float  # last note's end
-    cap_seconds: float  # most audio a render may return: seconds + tail
+    seconds: float  # the last note's end
+    cap_seconds: float  # the most audio a render may return: seconds + tail
     backend: str
 
 
 class Renderer:
-    """Base: sanitize, then synthesize at most ``(last note end + tail) * sample_rate`` samples."""
+    """Sanitize, then synthesize at most ``(last note end + tail) * sample_rate`` samples."""
 
     name = "renderer"
 
@@ -244,17 +243,19 @@ class Renderer:
         if not self.soundfont.is_file():
             raise RenderError(f"soundfont {self.soundfont} not found; {INSTALL_HINT}")
 
-    def render(self, midi: Performance | bytes | str | Path, sample_rate: int = 44100,
-               tail_seconds: float = 2.0) -> Rendered:
-        perf = midi if isinstance(midi, Performance) else sanitize(midi)
+    def render(self, midi: Performance | bytes | str | Path, sample_rate: int = 44100, tail_seconds: float = 2.0,
+               max_seconds: float = 1800.0) -> Rendered:
+        """Audio of ``midi`` (cut at ``max_seconds``) as ``[2, T]`` float32, T at most the cap."""
+        perf = midi if isinstance(midi, Performance) else sanitize(midi, max_seconds=max_seconds)
+        if perf.duration > max_seconds:
+            perf = perf.scaled(1.0, max_seconds)
         if not perf.parts:
             raise RenderError("the MIDI holds no notes to render")
         if not 8000 <= sample_rate <= 96000:
             raise RenderError(f"sample rate {sample_rate} is outside the 8000-96000 Hz a synthesizer renders at")
-        seconds = perf.duration
-        cap = int(round((seconds + tail_seconds) * sample_rate))
-        audio = self._synthesize(perf, sample_rate, cap)[:, :cap]
-        return Rendered(np.ascontiguousarray(audio, dtype=np.float32), sample_rate, seconds, cap / sample_rate, self.name)
+        cap = int(round((perf.duration + tail_seconds) * sample_rate))
+        audio = np.ascontiguousarray(self._synthesize(perf, sample_rate, cap)[:, :cap], dtype=np.float32)
+        return Rendered(audio, sample_rate, perf.duration, cap / sample_rate, self.name)
 
     def _synthesize(self, perf: Performance, sample_rate: int, cap: int) -> np.ndarray:
         raise NotImplementedError
@@ -264,7 +265,7 @@ class Renderer:
 
 
 class FluidsynthRenderer(Renderer):
-    """The ``fluidsynth`` command in fast-render mode, killed if it overruns time or output size."""
+    """The ``fluidsynth`` command in fast-render mode; killed at the length cap or its time limit."""
 
     name = "fluidsynth"
 
@@ -278,37 +279,36 @@ class FluidsynthRenderer(Renderer):
         with tempfile.TemporaryDirectory(prefix="codeclm-fluid-") as tmp:
             mid, raw, log = Path(tmp, "in.mid"), Path(tmp, "out.raw"), Path(tmp, "log.txt")
             mid.write_bytes(perf.to_midi())
-            # headerless native-endian float32 stereo: whatever was written before a kill stays readable
+            # headerless native float32 stereo: what was written before a kill stays readable
             cmd = [self.executable, "-n", "-i", "-q", "-g", str(self.gain), "-r", str(sample_rate), "-T", "raw",
                    "-O", "float", "-E", "cpu", "-F", str(raw), str(self.soundfont), str(mid)]
-            need = cap * 8
+            need, capped = cap * 8, False
             deadline = time.monotonic() + self.grace_seconds + cap / sample_rate / self.min_speed
-            capped = False
             with open(log, "wb") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
                 try:
                     while proc.poll() is None:
                         if raw.exists() and raw.stat().st_size >= need:
-                            capped = True  # reverb and release tails past the cap are not needed
+                            capped = True  # release and reverb tails past the cap are not wanted
                             break
                         if time.monotonic() > deadline:
-                            raise RenderError("fluidsynth overran its time limit; it was killed and the MIDI skipped")
+                            raise RenderError("fluidsynth overran its time limit and was killed")
                         time.sleep(0.01)
                 finally:
                     if proc.poll() is None:
                         os.killpg(proc.pid, signal.SIGKILL)
                         proc.wait()
             if not capped and (proc.returncode != 0 or not raw.exists()):
-                msg = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise RenderError(f"fluidsynth failed (exit {proc.returncode}): {msg[0]}")
+                last = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise RenderError(f"fluidsynth failed (exit {proc.returncode}): {last[0]}")
             with open(raw, "rb") as f:
                 data = f.read(need)
         frames = len(data) // 8
-        return np.frombuffer(data[: frames * 8], dtype=np.float32).reshape(frames, 2).T.copy()
+        return np.frombuffer(data[: frames * 8], dtype=np.float32).reshape(frames, 2).T
 
 
 class TinySoundFontRenderer(Renderer):
-    """The ``tinysoundfont`` module, driven event by event; it renders exactly ``cap`` samples."""
+    """The ``tinysoundfont`` module, driven event by event; renders exactly ``cap`` samples."""
 
     name = "tinysoundfont"
 
@@ -317,7 +317,7 @@ class TinySoundFontRenderer(Renderer):
 
         synth = tinysoundfont.Synth(samplerate=sample_rate)
         sfid = synth.sfload(str(self.soundfont), max_voices=256)
-        events: list[tuple[float, int, tuple]] = []  # (seconds, order, action): offs before controls before ons
+        events: list[tuple[float, int, tuple]] = []  # (seconds, order: offs, controls, ons; action)
         for part, ch in zip(perf.parts, assign_channels(perf.parts)):
             try:
                 synth.program_select(ch, sfid, 0, part.program, part.is_drum)
@@ -325,58 +325,56 @@ class TinySoundFontRenderer(Renderer):
                 synth.program_select(ch, sfid, 0, 0, part.is_drum)
             events += [(t, 1, (synth.control_change, ch, c, v)) for t, c, v in part.controls]
             events += [(t, 1, (synth.pitchbend, ch, b + 8192)) for t, b in part.bends]
-            for n in part.notes:
-                events.append((n.start, 2, (synth.noteon, ch, n.pitch, n.velocity)))
-                events.append((n.end, 0, (synth.noteoff, ch, n.pitch)))
-        events.sort(key=lambda e: (e[0], e[1]))
-        buf = bytearray(cap * 8)  # stereo float32
+            events += [(n.start, 2, (synth.noteon, ch, n.pitch, n.velocity)) for n in part.notes]
+            events += [(n.end, 0, (synth.noteoff, ch, n.pitch)) for n in part.notes]
+        buf = bytearray(cap * 8)  # interleaved stereo float32
         view, pos = memoryview(buf), 0
-        for t, _, (fn, *args) in events:
+        for t, _, (action, *args) in sorted(events, key=lambda e: (e[0], e[1])):
             target = min(cap, int(round(t * sample_rate)))
             if target > pos:
                 synth.generate_simple(target - pos, buffer=view[pos * 8 : target * 8])
                 pos = target
-            fn(*args)
+            action(*args)
         if cap > pos:
             synth.generate_simple(cap - pos, buffer=view[pos * 8 :])
-        return np.frombuffer(buf, dtype=np.float32).reshape(cap, 2).T.copy()
+        return np.frombuffer(buf, dtype=np.float32).reshape(cap, 2).T
 
 
 def bundled_soundfont() -> Path | None:
     """pretty_midi's TimGM6mb.sf2, found without importing pretty_midi."""
     spec = importlib.util.find_spec("pretty_midi")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder, "TimGM6mb.sf2")
-        if path.is_file():
-            return path
-    return None
+    found = [Path(d, "TimGM6mb.sf2") for d in (spec.submodule_search_locations or [] if spec else [])]
+    return next((p for p in found if p.is_file()), None)
 
 
 def system_soundfont() -> Path | None:
-    """A General MIDI soundfont from the usual system folders (FluidR3_GM first)."""
+    """A General MIDI soundfont from the usual system folders, FluidR3_GM first."""
     dirs = [Path(d) for d in SOUNDFONT_DIRS if Path(d).is_dir()]
-    for name in PREFERRED_SOUNDFONTS:
-        for d in dirs:
-            if (d / name).is_file():
-                return (d / name).resolve()
-    found = sorted(p for d in dirs for p in d.glob("*.sf[23]") if p.is_file())
-    return found[0].resolve() if found else None
+    found = [d / n for n in PREFERRED_SOUNDFONTS for d in dirs] + sorted(p for d in dirs for p in d.glob("*.sf[23]"))
+    return next((p.resolve() for p in found if p.is_file()), None)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+        return True
+    except ImportError:
+        return False
 
 
 def find_renderer(prefer: str = "auto", soundfont: str | Path | None = None) -> Renderer:
-    """The best available backend: ``"fluidsynth"``, ``"tinysoundfont"`` or ``"auto"`` (fluidsynth first)."""
+    """A backend: ``"fluidsynth"``, ``"tinysoundfont"`` or ``"auto"`` (fluidsynth when installed)."""
     if prefer not in ("auto", "fluidsynth", "tinysoundfont"):
         raise ValueError(f"renderer {prefer!r} is unknown; use 'auto', 'fluidsynth' or 'tinysoundfont'")
     if prefer in ("auto", "fluidsynth"):
-        exe = shutil.which("fluidsynth")
-        sf2 = soundfont or system_soundfont() or bundled_soundfont()
+        exe, sf2 = shutil.which("fluidsynth"), soundfont or system_soundfont() or bundled_soundfont()
         if exe and sf2:
             return FluidsynthRenderer(sf2, executable=exe)
         if prefer == "fluidsynth":
-            raise RenderError("fluidsynth or a General MIDI soundfont is missing; run `apt-get install fluidsynth fluid-soundfont-gm`")
+            raise RenderError(f"fluidsynth or its soundfont is not installed; run {APT_HINT}")
     sf2 = soundfont or bundled_soundfont()
-    if importlib.util.find_spec("tinysoundfont") and sf2:
+    if sf2 and _importable("tinysoundfont"):
         return TinySoundFontRenderer(sf2)
     if prefer == "tinysoundfont":
-        raise RenderError("tinysoundfont or pretty_midi's soundfont is missing; run `pip install --no-deps tinysoundfont pretty-midi`")
+        raise RenderError(f"tinysoundfont or pretty_midi's soundfont is not installed; run {PIP_HINT}")
     raise RenderError(f"no MIDI renderer found; {INSTALL_HINT}")

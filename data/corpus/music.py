@@ -14,8 +14,10 @@ and the composer, collection or file. The same arguments give the same shards fo
 
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 import re
+import warnings
 from dataclasses import dataclass, replace
 from itertools import count
 from pathlib import Path
@@ -186,9 +188,17 @@ def load_piece(src: Source, max_seconds: float) -> Piece:
     from music21 import converter, midi, stream
 
     kw = {"number": src.number} if src.number is not None else {}
-    score = converter.parseFile(src.path, forceSource=True, **kw)  # forceSource: no pickle cache written
+    with warnings.catch_warnings():  # music21 warns about every overfull measure
+        warnings.simplefilter("ignore")
+        score = converter.parseFile(src.path, forceSource=True, **kw)  # forceSource: no pickle cache written
     if isinstance(score, stream.Opus):
         score = score.scores[0]
+    seen: set[int] = set()  # the ABC reader may put one TimeSignature into two measures; MIDI export then fails
+    for container in list(score.recurse(streamsOnly=True, includeSelf=True)):
+        for el in list(container.getElementsByClass("TimeSignature")):
+            if id(el) in seen:
+                container.replace(el, copy.deepcopy(el))
+            seen.add(id(el))
     analysis = score.analyze("key")
     sigs = list(score.recurse().getElementsByClass("KeySignature"))
     if sigs:  # of the analysis' candidates, prefer a key the signature agrees with when it fits nearly as well

@@ -1,6 +1,9 @@
 """``codeclm quickstart``: the whole pipeline on the built-in corpus, under one folder.
 
-Every step reuses what an earlier run already made, so running it again is cheap.
+corpus (espeak-ng speech, training and held-out voices) -> text models -> tiny codec (GAN) ->
+exported codec -> a reconstructed example wav -> token shards. Every step reuses what an
+earlier run already made (an interrupted codec run resumes from its last checkpoint), so
+running it again is cheap.
 """
 
 from __future__ import annotations
@@ -10,14 +13,21 @@ import json
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="build the default corpus and run the pipeline on it")
     p.add_argument("--out", default="runs/quickstart")
     p.add_argument("--hours", type=float, default=1.0, help="hours of built-in speech (default 1)")
     p.add_argument("--speakers", type=int, default=48)
+    p.add_argument("--codec-steps", type=int, default=None, help="optimizer steps of the tiny codec (default: the config's)")
     p.add_argument("--workers", type=int, default=0)
     p.set_defaults(func=run)
+
+
+def _step(n: int, total: int, what: str) -> None:
+    print(f"\n[{n}/{total}] {what}", flush=True)
 
 
 def run(a: argparse.Namespace) -> None:
@@ -28,27 +38,104 @@ def run(a: argparse.Namespace) -> None:
     out = Path(a.out)
     made: list[tuple[str, Path]] = []
     t0 = time.time()
+    steps = 6
 
-    print("[1/2] speech corpus (espeak-ng, many synthetic speakers) -> webdataset shards")
-    shards = out / "shards" / "speech"
-    build_speech(SpeechCorpusConfig(out_dir=str(shards), hours=a.hours, sample_rate=16000, speakers=a.speakers,
-                                    workers=_workers(a.workers)))
+    _step(1, steps, "speech corpus: espeak-ng, many synthetic speakers -> webdataset shards")
+    shards, val = out / "shards" / "speech", out / "shards" / "speech-val"
+    workers = _workers(a.workers)
+    build_speech(SpeechCorpusConfig(out_dir=str(shards), hours=a.hours, speakers=a.speakers, workers=workers))
+    build_speech(SpeechCorpusConfig(out_dir=str(val), hours=0.05, speakers=8, seed=1, workers=workers))
     summary = summarize(str(shards))
     print_summary(summary)
-    made.append(("speech shards", shards))
+    print_summary(summarize(str(val)), "held-out voices for validation")
+    made += [("speech shards", shards), ("validation shards", val)]
 
-    print("[2/2] text models: sentencepiece pieces and the phoneme vocabulary")
-    spm_path = out / "text" / "spm.model"
+    _step(2, steps, "text models: sentencepiece pieces and the phoneme vocabulary")
+    spm_path, phon_path = out / "text" / "spm.model", out / "text" / "phonemes.json"
     if not spm_path.exists():
         train_spm(str(shards), 512, spm_path)
-    phon_path = out / "text" / "phonemes.json"
     if not phon_path.exists():
         PhonemeVocab.fit(m.get("phonemes", "") for m in iter_metadata(str(shards))).save(phon_path)
     made += [("sentencepiece model", spm_path), ("phoneme vocabulary", phon_path)]
+
+    _step(3, steps, "tiny codec: GAN training on the corpus (configs/codec/tiny.yaml)")
+    export = out / "codec" / "export"
+    ckpt = _train_codec(out, shards, val, a.codec_steps)
+    made.append(("codec checkpoint", ckpt))
+
+    _step(4, steps, "export: safetensors + JSON config")
+    from codec.export import export_from_checkpoint
+
+    if not (export / "config.json").exists():
+        export_from_checkpoint(ckpt, export)
+    made.append(("exported codec", export))
+
+    _step(5, steps, "reconstruct a held-out utterance through the codec")
+    examples = _reconstruct(export, val, out / "examples")
+    made += examples
+
+    _step(6, steps, "tokenize: audio shards -> token shards")
+    from codec.load import load_tokenizer
+    from codec.tokenize import tokenize_shards
+
+    tokens = out / "tokens" / "speech"
+    tokenize_shards(load_tokenizer(str(export)), str(shards), tokens, batch_size=16)
+    made.append(("token shards", tokens))
 
     (out / "summary.json").write_text(json.dumps({"corpus": summary, "made": {k: str(v) for k, v in made}}, indent=1))
     print(f"\nquickstart done in {time.time() - t0:.0f}s. Made under {out}/:")
     for what, path in made:
         print(f"  {what:22s} {path}")
     print(f"  {'summary':22s} {out / 'summary.json'}")
-    print(f"\nInspect the shards: tar tf {shards}/speech-000000.tar | head ; codeclm data info {shards}")
+    print(f"\nInspect: tar tf {shards}/speech-000000.tar | head ; codeclm data info {shards}")
+    print(f"Training curves: tensorboard --logdir {out / 'codec'}")
+
+
+def _train_codec(out: Path, shards: Path, val: Path, max_steps: int | None) -> Path:
+    """Train (or resume, or reuse) the tiny codec; returns its last checkpoint."""
+    from launch.commands.codec_fit import run as fit
+
+    root = out / "codec"
+    ckpt_dir = root / "tiny" / "run" / "checkpoints"
+    last, done = ckpt_dir / "last.ckpt", root / "DONE"
+    if done.exists() and last.exists():
+        print(f"reusing {last}")
+        return last
+    args = ["--config", str(REPO / "configs" / "codec" / "tiny.yaml"), "--data.shards", str(shards),
+            "--data.val_shards", str(val), "--trainer.default_root_dir", str(root),
+            "--trainer.logger.init_args.save_dir", str(root), "--trainer.logger.init_args.version", "run"]
+    if max_steps:
+        args += ["--trainer.max_steps", str(max_steps)]
+    if last.exists():
+        print(f"resuming from {last}")
+        args += ["--ckpt_path", str(last)]
+    fit(args)
+    done.write_text("trained\n")
+    return last
+
+
+def _reconstruct(export: Path, val: Path, folder: Path) -> list[tuple[str, Path]]:
+    import soundfile as sf
+    import torch
+
+    from codec.export import load_export
+    from codec.losses import mel_distance, si_sdr
+    from data.datamodule import AudioLoaderConfig, audio_dataset
+    from data.webdataset import ShardLoader
+
+    codec = load_export(export)
+    cfg = AudioLoaderConfig(sample_rate=codec.sample_rate, crop_seconds=None, batch_size=1)
+    batch = next(iter(ShardLoader(audio_dataset(str(val), cfg, train=False))))
+    wav = batch.audio[:, :, : int(batch.lengths[0])]
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "original.wav", wav[0, 0].numpy(), codec.sample_rate)
+    made = [("original example", folder / "original.wav")]
+    for k in sorted({1, codec.num_codebooks}):
+        with torch.no_grad():
+            rec = codec.decode(codec.encode(wav, k))[..., : wav.shape[-1]]
+        path = folder / f"reconstruction-{codec.bandwidth(k):g}kbps.wav"
+        sf.write(path, rec[0, 0].clamp(-1, 1).numpy(), codec.sample_rate)
+        print(f"{path.name}: mel distance {float(mel_distance(rec, wav, codec.sample_rate).mean()):.3f}, "
+              f"SI-SDR {float(si_sdr(rec, wav).mean()):.1f} dB  ({batch.texts[0]!r})")
+        made.append((f"reconstruction {codec.bandwidth(k):g} kbps", path))
+    return made

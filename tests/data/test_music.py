@@ -89,6 +89,26 @@ def test_missing_backend_error_names_the_install_command(monkeypatch):
         mr.find_renderer()
 
 
+def fake_fluidsynth(tmp_path: Path, body: str):
+    from data.corpus.midi_render import FluidsynthRenderer
+
+    exe = tmp_path / "fake-fluidsynth"
+    exe.write_text('#!/bin/sh\nwhile [ "$1" != "-F" ]; do shift; done\n' + body + "\n")
+    exe.chmod(0o755)
+    (tmp_path / "gm.sf2").write_bytes(b"not used")
+    return FluidsynthRenderer(tmp_path / "gm.sf2", executable=str(exe), grace_seconds=0.5)
+
+
+def test_runaway_fluidsynth_output_is_cut_at_the_cap(tmp_path):
+    out = fake_fluidsynth(tmp_path, 'exec cat /dev/zero > "$2"').render(midi_bytes([notes([60, 64])]), SR, 0.5)
+    assert out.audio.shape == (2, round(1.5 * SR))  # killed once it wrote the cap: 1 s of notes + 0.5 s tail
+
+
+def test_hung_fluidsynth_is_killed(tmp_path):
+    with pytest.raises(RenderError, match="time limit"):
+        fake_fluidsynth(tmp_path, "exec sleep 60").render(midi_bytes([notes([60])]), SR)
+
+
 @needs_renderer
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_render_two_notes(backend):
