@@ -109,7 +109,8 @@ def load_export(out_dir: str | Path, device: str | torch.device = "cpu") -> Code
             meta = f.metadata() or {}
             state = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as e:  # safetensors reports a bad header or a short file in its own words
-        raise ValueError(f"{weights} is not a readable safetensors file ({_first_line(e)}): re-export the codec") from None
+        raise ValueError(f"{weights} is not a readable safetensors file ({_first_line(e)}): "
+                         "re-export the codec") from None
     if meta.get("codec_id") not in (None, record["codec_id"]):
         raise ValueError(f"{weights} belongs to codec {meta['codec_id']} but {out / CONFIG} describes codec "
                          f"{record['codec_id']}: the two files come from different exports; re-export the codec")
@@ -136,7 +137,8 @@ def load_checkpoint(ckpt_path: str | Path) -> Codec:
                              "`codeclm codec fit` or an export directory") from None
         raise ValueError(f"{path} is not a PyTorch checkpoint (corrupt or another format)") from None
     except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint "
+                         f"({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
         raise ValueError(f"{path} is not a training checkpoint (no 'state_dict'): pass the .ckpt written by "
                          "`codeclm codec fit`")

@@ -30,9 +30,10 @@ def iter_metadata(shards: str, skips: SkipCounter | None = None) -> Iterator[dic
 
 
 def train_spm(shards: str, vocab_size: int, out: str | Path, model_type: str = "unigram",
-              field: str = "text") -> Path:
+              field: str = "text", hard_limit: bool = True) -> Path:
     """Train a sentencepiece model on the ``field`` of every sample; writes ``out`` (.model) and
-    its ``.vocab`` beside it. Returns the model path."""
+    its ``.vocab`` beside it. Returns the model path. ``hard_limit=False`` lets a small corpus
+    end with fewer pieces than asked instead of failing."""
     import sentencepiece as spm
 
     lines = [m[field].strip() for m in iter_metadata(shards) if isinstance(m.get(field), str) and m[field].strip()]
@@ -47,7 +48,7 @@ def train_spm(shards: str, vocab_size: int, out: str | Path, model_type: str = "
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type=model_type,
             character_coverage=1.0, pad_id=0, unk_id=1, bos_id=2, eos_id=3, input_sentence_size=2_000_000,
-            shuffle_input_sentence=True, num_threads=2, minloglevel=2,
+            shuffle_input_sentence=True, num_threads=2, minloglevel=2, hard_vocab_limit=hard_limit,
         )
     except RuntimeError as e:
         raise ValueError(f"sentencepiece could not train a {vocab_size}-piece model on {len(lines)} lines: {e}") from None

@@ -1,6 +1,7 @@
 """The ``codeclm`` console script: subcommands grouped by stage.
 
     codeclm data speech|music|shard|spm|info|voices ...
+    codeclm codec fit|export|encode|decode|tokenize ...
     codeclm quickstart
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
@@ -14,17 +15,19 @@ import logging
 import os
 import sys
 
+from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
 from launch.commands import quickstart as quickstart_cmd
 
 GROUPS = {
     "data": (data_cmds, "build corpora, shard audio, train text models"),
+    "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,quickstart}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,quickstart}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))

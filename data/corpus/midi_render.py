@@ -31,7 +31,8 @@ import numpy as np
 APT_HINT = "`apt-get install fluidsynth fluid-soundfont-gm`"
 PIP_HINT = "`pip install --no-deps tinysoundfont pretty-midi`"
 INSTALL_HINT = f"install one with {APT_HINT} or {PIP_HINT}"
-SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts", "/usr/share/sounds/sf3")
+SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts",
+                  "/usr/share/sounds/sf3")
 PREFERRED_SOUNDFONTS = ("FluidR3_GM.sf2", "default-GM.sf2", "FluidR3_GM.sf3", "default-GM.sf3")
 SAFE_CONTROLS = frozenset({1, 7, 10, 11, 64, 91, 93})  # others (banks, RPNs, mode messages) are dropped
 DRUM_CHANNEL = 9
@@ -86,10 +87,11 @@ class Performance:
         s, limit = 1.0 / factor, float("inf") if max_seconds is None else max_seconds
         parts = []
         for p in self.parts:
-            notes = [Note(n.start * s, min(n.end * s, limit), n.pitch, n.velocity) for n in p.notes if n.start * s < limit]
-            if notes := [n for n in notes if n.end - n.start >= 1e-3]:
-                parts.append(replace(p, notes=notes, controls=[(t * s, c, v) for t, c, v in p.controls if t * s < limit],
-                                     bends=[(t * s, b) for t, b in p.bends if t * s < limit]))
+            notes = [Note(n.start * s, min(n.end * s, limit), n.pitch, n.velocity) for n in p.notes]
+            if notes := [n for n in notes if n.start < limit and n.end - n.start >= 1e-3]:
+                controls = [(t * s, c, v) for t, c, v in p.controls if t * s < limit]
+                bends = [(t * s, b) for t, b in p.bends if t * s < limit]
+                parts.append(replace(p, notes=notes, controls=controls, bends=bends))
         return Performance(parts, [(t * s, bpm * factor) for t, bpm in self.tempos],
                            [(t * s, k) for t, k in self.key_signatures], self.explicit_tempo)
 
@@ -99,7 +101,8 @@ class Performance:
         mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0)]))
         for part, ch in zip(self.parts, assign_channels(self.parts)):
             ev = [(0, 0, msg("program_change", channel=ch, program=part.program))]
-            ev += [(round(t * 960), 1, msg("control_change", channel=ch, control=c, value=v)) for t, c, v in part.controls]
+            ev += [(round(t * 960), 1, msg("control_change", channel=ch, control=c, value=v))
+                   for t, c, v in part.controls]
             ev += [(round(t * 960), 1, msg("pitchwheel", channel=ch, pitch=b)) for t, b in part.bends]
             for n in part.notes:  # at one tick: offs, then controls, then ons
                 on = round(n.start * 960)
@@ -165,7 +168,8 @@ def sanitize(midi: bytes | str | Path | mido.MidiFile, max_note_seconds: float =
         if isinstance(midi, mido.MidiFile):
             mid = midi
         else:
-            mid = mido.MidiFile(file=io.BytesIO(midi), clip=True) if isinstance(midi, bytes) else mido.MidiFile(str(midi), clip=True)
+            src = {"file": io.BytesIO(midi)} if isinstance(midi, bytes) else {"filename": str(midi)}
+            mid = mido.MidiFile(**src, clip=True)
         if mid.ticks_per_beat <= 0:
             raise ValueError("ticks per beat must be positive")
         to_seconds, tempos, explicit = _tempo_map(mid)

@@ -18,6 +18,7 @@ import copy
 import multiprocessing as mp
 import re
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import count
 from pathlib import Path
@@ -85,7 +86,7 @@ class Source:
 @dataclass
 class Piece:
     performance: Performance
-    key: str | None  # "F-sharp minor", None when the analysis is unsure
+    key: str | None  # "F-sharp minor"; None when the best key correlates below MIN_KEY_CONFIDENCE
     key_confidence: float
     key_signature: str | None  # "3 sharps"
     composer: str | None
@@ -115,7 +116,8 @@ class PieceResult:
 
 def key_name(tonic: str, mode: str) -> str:
     """music21 spelling to words: ("F#", "minor") -> "F-sharp minor", ("B-", "major") -> "B-flat major"."""
-    accidental = {"": "", "#": "-sharp", "##": "-double-sharp", "-": "-flat", "--": "-double-flat"}.get(tonic[1:], tonic[1:])
+    words = {"": "", "#": "-sharp", "##": "-double-sharp", "-": "-flat", "--": "-double-flat"}
+    accidental = words.get(tonic[1:], tonic[1:])
     return f"{tonic[0].upper()}{accidental} {mode}"
 
 
@@ -165,7 +167,8 @@ def score_sources(seed: int) -> Iterator[Source]:
 
 def midi_sources(midi_dir: str | Path, seed: int) -> list[Source]:
     root = Path(midi_dir)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file()) if root.is_dir() else []
+    found = root.rglob("*") if root.is_dir() else ()
+    files = sorted(p for p in found if p.suffix.lower() in (".mid", ".midi") and p.is_file())
     if not files:
         raise FileNotFoundError(f"no .mid or .midi files under {root}; pass a folder of MIDI files or leave out --midi")
     order = np.random.default_rng(seed).permutation(len(files))
@@ -184,13 +187,15 @@ def load_piece(src: Source, max_seconds: float) -> Piece:
             k = perf.key_signatures[0][1]
             tonic, mode = k.rstrip("m"), "minor" if k.endswith("m") else "major"
             sig = signature_name(m21key.Key(tonic[0] + tonic[1:].replace("b", "-"), mode).sharps)
-        return Piece(perf, key, conf, sig, None, None, None)
+        return Piece(perf, key if conf >= MIN_KEY_CONFIDENCE else None, conf, sig, None, None, None)
     from music21 import converter, midi, stream
 
     kw = {"number": src.number} if src.number is not None else {}
     with warnings.catch_warnings():  # music21 warns about every overfull measure
         warnings.simplefilter("ignore")
-        score = converter.parseFile(src.path, forceSource=True, **kw)  # forceSource: no pickle cache written
+        reader = converter.Converter()
+        reader.parseFileNoPickle(src.path, **kw)  # music21 caches nothing (parseFile would pickle into a temp dir)
+        score = reader.stream
     if isinstance(score, stream.Opus):
         score = score.scores[0]
     seen: set[int] = set()  # the ABC reader may put one TimeSignature into two measures; MIDI export then fails
@@ -210,7 +215,8 @@ def load_piece(src: Source, max_seconds: float) -> Piece:
     perf.explicit_tempo = explicit
     md = score.metadata
     composer = COMPOSERS.get(src.group) or (None if src.group in COLLECTIONS else (md.composer if md else None))
-    return Piece(perf, key_name(analysis.tonic.name, analysis.mode), float(analysis.correlationCoefficient),
+    conf = float(analysis.correlationCoefficient)
+    return Piece(perf, key_name(analysis.tonic.name, analysis.mode) if conf >= MIN_KEY_CONFIDENCE else None, conf,
                  signature_name(sigs[0].sharps) if sigs else None, composer, COLLECTIONS.get(src.group),
                  md.bestTitle if md else None)
 
@@ -266,11 +272,11 @@ def render_piece(job: PieceJob) -> PieceResult:
         perf = piece.performance
         if not perf.parts:
             return PieceResult(label, [], skip="no notes")
-        insts = choose_instruments(perf, rng)
-        perf = replace(perf, parts=[replace(p, program=i.program) for p, i in zip(perf.parts, insts)])
         base = perf.tempo_at(0.0, perf.duration)
         factor = rng.uniform(0.85, 1.15) if perf.explicit_tempo else rng.uniform(60, 140) / base
         perf = perf.scaled(factor, max_seconds=job.max_piece_seconds)
+        insts = choose_instruments(perf, rng)
+        perf = replace(perf, parts=[replace(p, program=i.program) for p, i in zip(perf.parts, insts)])
         renderer = _RENDERERS.get((job.backend, job.soundfont)) or find_renderer(job.backend, job.soundfont)
         _RENDERERS[(job.backend, job.soundfont)] = renderer
         audio = renderer.render(perf, job.sample_rate).audio.mean(axis=0)
@@ -291,13 +297,12 @@ def render_piece(job: PieceJob) -> PieceResult:
             silent += 1
             continue
         bpm = int(round(perf.tempo_at(t0, min(t1, max(perf.duration, t0 + 1e-3)))))
-        key = piece.key if piece.key_confidence >= MIN_KEY_CONFIDENCE else None
         name = f"music_{job.index:07d}_{c:03d}"
         meta = {
-            "key": name, "text": caption([i.name for i in playing], len(playing), bpm, key, piece, label),
+            "key": name, "text": caption([i.name for i in playing], len(playing), bpm, piece.key, piece, label),
             "instruments": list(dict.fromkeys(i.name for i in playing)),
             "programs": sorted({i.program for i in playing if i is not DRUMS}), "drums": DRUMS in playing,
-            "parts": len(playing), "tempo_bpm": bpm, "tempo": tempo_word(bpm), "musical_key": key,
+            "parts": len(playing), "tempo_bpm": bpm, "tempo": tempo_word(bpm), "musical_key": piece.key,
             "key_confidence": round(piece.key_confidence, 3), "key_signature": piece.key_signature,
             "composer": piece.composer, "collection": piece.collection, "title": piece.title, "source": label,
             "start": round(t0, 3), "duration": round(n / sr, 4), "sample_rate": sr, "channels": 1,
@@ -312,10 +317,13 @@ def build_music(out_dir: str | Path, hours: float, sample_rate: int = 32000, mid
                 progress: bool = True, renderer: str = "auto", max_piece_seconds: float = 180.0) -> dict[str, Any]:
     """Render about ``hours`` of captioned clips into ``music-*.tar`` shards in ``out_dir``; returns the manifest.
 
+    ``workers`` > 1 renders pieces in that many processes (0: one per core) with identical output.
     An existing build with the same content-determining arguments is reused as it is.
     """
     if hours <= 0 or clip_seconds <= 0 or max_piece_seconds < clip_seconds:
         raise ValueError("hours and clip_seconds must be positive and max_piece_seconds at least clip_seconds")
+    if not 8000 <= sample_rate <= 96000:
+        raise ValueError(f"sample rate {sample_rate} is outside 8000-96000 Hz; pick e.g. --sample-rate 32000")
     rend = find_renderer(renderer)  # fails here, with the install command, when no backend exists
     sources = midi_sources(midi_dir, seed) if midi_dir else None
     out = Path(out_dir)
@@ -340,14 +348,18 @@ def build_music(out_dir: str | Path, hours: float, sample_rate: int = 32000, mid
     writer = ShardWriter(out, "music", max_count, manifest_extra={
         "corpus": "music", "sample_rate": sample_rate, "channels": 1, "build": build, "silent_clips": 0})
     bar = tqdm(total=round(target), unit="s", desc="music", disable=not progress, dynamic_ncols=True)
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    workers = workers or mp.cpu_count()  # 0: one per core
+    # an executor, not a Pool: a worker that dies raises here instead of leaving the build waiting forever
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) if workers > 1 else None
     jobs = (PieceJob(i, s, sample_rate, clip_seconds, seed, max_piece_seconds, rend.name, str(rend.soundfont))
             for i, s in enumerate(stream()))
     try:
         with writer:
             while total < target and idle < (len(sources) if sources else 2000):
                 batch = [next(jobs) for _ in range(2 * workers if pool else 1)]
-                for res in pool.imap(render_piece, batch) if pool else map(render_piece, batch):
+                for res in pool.map(render_piece, batch) if pool else map(render_piece, batch):
+                    if total >= target:  # pieces rendered ahead by other workers are not part of the build
+                        break
                     if res.skip:
                         writer.skip(res.source, res.skip)
                     writer.manifest_extra["silent_clips"] += res.silent
@@ -361,5 +373,5 @@ def build_music(out_dir: str | Path, hours: float, sample_rate: int = 32000, mid
     finally:
         bar.close()
         if pool:
-            pool.terminate()
+            pool.shutdown(cancel_futures=True)
     return read_manifest(out)

@@ -132,7 +132,7 @@ in_the_afternoon in_the_evening on_weekends twice_a_week once_a_month after_work
 after_lunch after_school on_holidays most_days""")
 NOW_TIMES = _items("""
 right_now at_the_moment today this_morning this_afternoon this_evening tonight this_week at_this_very_moment""")
-SO_FAR_TIMES = _items("this_week this_year today recently lately so_far this_month twice three_times many_times before")
+SO_FAR_TIMES = _items("this_week this_year today recently lately so_far this_month twice three_times many_times")
 WHILE_TIMES = _items("""
 all_morning all_day all_afternoon all_evening all_night at_that_moment yesterday_afternoon last_night""")
 
@@ -237,7 +237,8 @@ leave:l reach:l explore:l enter:l search:l photograph:pla paint:tpl draw:tpa tou
 wash:ta brush:a adopt:a rescue:pa train:a frighten:pa skip:m have:fdm enjoy:fdml build:tl""")
 ANIMAL_TRANSITIVE = _tagged("chase:at eat:f find:t catch:a carry:t follow:p watch:pa")
 # Verbs not used in progressive tenses.
-STATIVE = set("be have know like love want need seem look feel sound cost prefer hate understand believe taste smell".split())
+STATIVE = set(_items("""
+be have know like love want need seem look feel sound cost prefer hate understand believe taste smell"""))
 # Verbs taking two objects: "gave Anna a book" / "gave a book to Anna" (or "for" when marked).
 DITRANSITIVE = _tagged("""
 give:tfx send:tx lend:t show:tx hand:tfx offer:tfd sell:tf pass:tf throw:t read:x write:x tell:s bring:tfd

@@ -103,8 +103,10 @@ def cmd_shard(a: argparse.Namespace) -> None:
 def cmd_spm(a: argparse.Namespace) -> None:
     from data.text import train_spm
 
+    from data.text import SpmTokenizer
+
     path = train_spm(a.shards, a.vocab_size, a.out, a.model_type, a.field)
-    print(f"sentencepiece model: {path} ({a.vocab_size} pieces, {a.model_type})")
+    print(f"sentencepiece model: {path} ({SpmTokenizer(path).vocab_size} pieces, {a.model_type})")
 
 
 def summarize(shards: str) -> dict:

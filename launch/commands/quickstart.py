@@ -53,7 +53,7 @@ def run(a: argparse.Namespace) -> None:
     _step(2, steps, "text models: sentencepiece pieces and the phoneme vocabulary")
     spm_path, phon_path = out / "text" / "spm.model", out / "text" / "phonemes.json"
     if not spm_path.exists():
-        train_spm(str(shards), 512, spm_path)
+        train_spm(str(shards), 512, spm_path, hard_limit=False)
     if not phon_path.exists():
         PhonemeVocab.fit(m.get("phonemes", "") for m in iter_metadata(str(shards))).save(phon_path)
     made += [("sentencepiece model", spm_path), ("phoneme vocabulary", phon_path)]

@@ -113,7 +113,7 @@ BASE_FORM_AFTER = {"do", "does", "did", "don't", "doesn't", "didn't", "will", "w
                    "cannot", "could", "couldn't", "should", "shouldn't", "would", "wouldn't", "might",
                    "must"}  # not "may": the month looks the same in lower case
 SKIPPABLE = {"not", "never", "ever"} | set(V.FREQUENCY)
-PAST_ONLY = {p for b, (p, pp) in V.IRREGULAR.items() if p != b} | {pp for b, (p, pp) in V.IRREGULAR.items() if pp != b}
+PAST_ONLY = {form for base, forms in V.IRREGULAR.items() for form in forms if form != base}
 
 
 def test_subjects_agree_and_auxiliaries_take_base_forms(tokens):
