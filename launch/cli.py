@@ -38,12 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError, KeyError)
 
 
+def _setup_logging() -> None:
+    """codeclm's own messages at INFO on stderr; Lightning keeps its own handler."""
+    log = logging.getLogger("codeclm")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 # Training commands hand their arguments to LightningCLI untouched.
 FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     if tuple(argv[:2]) in FIT_COMMANDS:
         import importlib

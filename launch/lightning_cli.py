@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 from lightning.pytorch.cli import LightningCLI
+
+# ShardDataset's __len__ is exact per rank and worker (see data/webdataset.py)
+warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
 
 
 class CodeclmCLI(LightningCLI):

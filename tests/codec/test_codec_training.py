@@ -118,3 +118,22 @@ def test_checkpoint_loads_without_pickle_and_carries_the_config(tmp_path):
     assert CodecConfig.from_dict(state["codec_config"]) == module.codec.cfg
     assert "balancer" in state and any(k.startswith("codec.") for k in state["state_dict"])
     assert any(k.startswith("discriminator.") for k in state["state_dict"])
+
+
+def test_causal_codec_streams_chunk_by_chunk_like_a_full_pass():
+    torch.manual_seed(0)
+    cfg = CodecConfig(8000, SEANetConfig(n_filters=4, dimension=16, ratios=(4, 2), causal=True, bottleneck="lstm",
+                                         bottleneck_layers=1), RVQConfig(dimension=16, n_q=3, bins=16))
+    codec = build_codec(cfg)
+    codec.train()
+    wav = torch.randn(1, 1, 8 * 40) * 0.2
+    codec(wav)  # fill the codebooks
+    codec.eval()
+    full_codes = codec.encode(wav)
+    full_audio = codec.decode(full_codes)
+    hop = codec.hop_length
+    with torch.no_grad(), codec.encoder.streaming(), codec.decoder.streaming():
+        codes = [codec.quantizer.encode(codec.encoder(wav[..., i : i + 5 * hop])) for i in range(0, wav.shape[-1], 5 * hop)]
+        audio = [codec.decoder(codec.quantizer.decode(c)) for c in codes]
+    assert torch.equal(torch.cat(codes, -1), full_codes)
+    torch.testing.assert_close(torch.cat(audio, -1), full_audio, atol=1e-5, rtol=1e-5)
