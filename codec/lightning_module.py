@@ -17,6 +17,8 @@ import lightning as L
 import torch
 
 from codec.codec import Codec, CodecConfig, build_codec
+from codec.ddp import parallel
+from codec.discriminators import DiscriminatorOutput
 from codec.discriminators import DiscriminatorsConfig, build_discriminators
 from codec.losses import (
     Balancer, BalancerConfig, MelLossConfig, discriminator_loss, feature_matching_loss, generator_loss,
@@ -78,14 +80,13 @@ class CodecModule(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
         real = batch.audio  # [B, C, T]
-        out = self.codec(real)
+        out = parallel(self, "codec")(real)
         fake = out.audio
         adversarial = self.adversarial_active
         logs: dict[str, torch.Tensor] = {}
 
-        if adversarial:  # discriminator step on detached reconstructions
-            d_real = self.discriminator(real)
-            d_fake = self.discriminator(fake.detach())
+        if adversarial:  # discriminator step on detached reconstructions, one forward for both
+            d_real, d_fake = self._discriminate(real, fake.detach(), detach_real=False)
             loss_d = discriminator_loss(self.loss_cfg.adversarial_kind, d_real.logits, d_fake.logits)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
@@ -95,7 +96,7 @@ class CodecModule(L.LightningModule):
 
         losses = {"l1": l1_waveform_loss(fake, real), "mel": multiscale_mel_loss(fake, real, self.codec.sample_rate, self.mel_cfg)}
         if adversarial:
-            d_fake = self.discriminator(fake)
+            d_real, d_fake = self._discriminate(real, fake, detach_real=True)
             losses["adversarial"] = generator_loss(self.loss_cfg.adversarial_kind, d_fake.logits)
             losses["feature"] = feature_matching_loss(d_real.features, d_fake.features)
         q = out.quantizer
@@ -125,6 +126,19 @@ class CodecModule(L.LightningModule):
         self.log("train/mel", losses["mel"].detach(), prog_bar=True, batch_size=len(batch))
         if self.trainer.log_every_n_steps and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._log_codebooks()
+
+    def _discriminate(self, real: torch.Tensor, fake: torch.Tensor,
+                      detach_real: bool) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
+        """One discriminator forward over ``[real; fake]``, split back into the two halves. In the
+        generator step the real outputs are targets (``detach_real``)."""
+        b = real.shape[0]
+        both = parallel(self, "discriminator")(torch.cat([real, fake], dim=0))
+        keep = (lambda t: t.detach()) if detach_real else (lambda t: t)  # noqa: E731
+        logits = [(t[:b], t[b:]) for t in both.logits]
+        feats = [[(t[:b], t[b:]) for t in layers] for layers in both.features]
+        d_real = DiscriminatorOutput([keep(r) for r, _ in logits], [[keep(r) for r, _ in f] for f in feats])
+        d_fake = DiscriminatorOutput([f for _, f in logits], [[f for _, f in layers] for layers in feats])
+        return d_real, d_fake
 
     def _log_codebooks(self) -> None:
         hist = self.codec.quantizer.code_histogram
