@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -52,6 +54,29 @@ def _check_info(info: sf._SoundFileInfo, nbytes: int | None, where: str, max_sam
             raise AudioError("bad_header", f"{where}: header claims {info.frames} frames, implausible for {nbytes} bytes")
 
 
+def check_riff(f: BinaryIO, size: int, where: str) -> None:
+    """Catch what libsndfile lets through: zero bytes, and a WAV whose data chunk is cut short
+    (libsndfile quietly shortens it to the bytes present, so a truncated file would pass as a
+    shorter clip whose transcript no longer matches)."""
+    if size == 0:
+        raise AudioError("empty", f"{where}: zero bytes")
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        cid, n = struct.unpack("<4sI", f.read(8))
+        if cid == b"data":
+            present = size - pos - 8
+            # 0 and 0xFFFFFFFF mark streamed WAVs of unknown length; a few bytes short is harmless
+            if n not in (0, 0xFFFFFFFF) and n > present + max(1024, n // 100):
+                raise AudioError("truncated", f"{where}: header declares {n} bytes of samples but only {present} are present")
+            return
+        pos += 8 + n + (n & 1)
+
+
 def _finish(wav: np.ndarray, where: str) -> np.ndarray:
     wav = np.ascontiguousarray(wav.T, dtype=np.float32)  # soundfile gives [T, C]
     if wav.shape[-1] == 0:
@@ -65,10 +90,16 @@ def read_audio(path: str | Path, max_samples: int = MAX_SAMPLES) -> tuple[np.nda
     """Read an audio file to ``([C, T] float32, sample_rate)``; raise :class:`AudioError` if bad."""
     where = str(path)
     try:
+        size = Path(path).stat().st_size
+        with open(path, "rb") as f:
+            check_riff(f, size, where)
+    except OSError as e:
+        raise AudioError("unreadable", f"{where}: cannot open ({e.strerror or e})") from None
+    try:
         info = sf.info(where)
     except Exception as e:  # libsndfile says what it could not parse
         raise AudioError("unreadable", f"{where}: not readable audio ({e})") from None
-    _check_info(info, Path(path).stat().st_size, where, max_samples)
+    _check_info(info, size, where, max_samples)
     try:
         wav, sr = sf.read(where, dtype="float32", always_2d=True)
     except Exception as e:
@@ -78,8 +109,7 @@ def read_audio(path: str | Path, max_samples: int = MAX_SAMPLES) -> tuple[np.nda
 
 def decode_audio(data: bytes, where: str = "<bytes>", max_samples: int = MAX_SAMPLES) -> tuple[np.ndarray, int]:
     """Decode encoded audio bytes (flac, wav, ogg, ...) to ``([C, T] float32, sample_rate)``."""
-    if not data:
-        raise AudioError("empty", f"{where}: zero bytes")
+    check_riff(io.BytesIO(data), len(data), where)
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             info = sf._SoundFileInfo.__new__(sf._SoundFileInfo)

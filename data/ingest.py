@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,37 +53,10 @@ class _Failed:
     detail: str
 
 
-def _check_container(path: str) -> None:
-    """Checks libsndfile does not make: zero bytes, a WAV whose data chunk is cut short.
-
-    libsndfile quietly shortens a WAV's data chunk to the bytes present, so a truncated download
-    would pass as a shorter clip whose transcript no longer matches it.
-    """
-    size = os.path.getsize(path)
-    if size == 0:
-        raise AudioError("empty", f"{path}: zero bytes")
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            cid, n = struct.unpack("<4sI", f.read(8))
-            if cid == b"data":
-                present = size - pos - 8
-                # 0 and 0xFFFFFFFF mark streamed WAVs of unknown length; a few bytes short is harmless
-                if n not in (0, 0xFFFFFFFF) and n > present + max(1024, n // 100):
-                    raise AudioError("truncated", f"{path}: header declares {n} bytes of samples but only {present} are present")
-                return
-            pos += 8 + n + (n & 1)
-
-
 def _encode(job: tuple[str, int | None, int | None]) -> _Encoded | _Failed:
     """Decode one file, convert it and encode FLAC; every failure becomes a :class:`_Failed`."""
     path, sample_rate, channels = job
     try:
-        _check_container(path)
         wav, sr = read_audio(path)
         out_sr = sample_rate or sr
         if out_sr != sr or (channels and channels != wav.shape[0]):

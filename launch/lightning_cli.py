@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from lightning.pytorch.cli import LightningCLI
 
 # ShardDataset's __len__ is exact per rank and worker (see data/webdataset.py)
 warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
+
+
+# wandb stays offline unless the user turns it online (WANDB_MODE=online or `wandb online`)
+os.environ.setdefault("WANDB_MODE", "offline")
 
 
 class CodeclmCLI(LightningCLI):

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from data.audio import check_riff, read_audio
+
 import data.ingest as ingest
 from data.ingest import shard_audio
 from data.shards import read_manifest
@@ -131,12 +133,13 @@ def test_corrupt_inputs_are_skipped_with_reasons(tmp_path, monkeypatch):
 def test_truncation_check_spares_streamed_and_whole_wavs(tmp_path):
     whole = tmp_path / "whole.wav"
     noise(whole, n=300)
-    ingest._check_container(str(whole))
+    read_audio(whole)
     streamed = bytearray(whole.read_bytes())
     i = streamed.find(b"data")
     streamed[i + 4 : i + 8] = struct.pack("<I", 0xFFFFFFFF)
     (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
-    ingest._check_container(str(tmp_path / "streamed.wav"))
+    with open(tmp_path / "streamed.wav", "rb") as f:
+        check_riff(f, (tmp_path / "streamed.wav").stat().st_size, "streamed.wav")
 
 
 def test_resample_and_downmix(tmp_path):

@@ -153,3 +153,26 @@ def test_resample_mono_and_loudness(shard_factory):
     first = b.audio[0, 0, : b.lengths[0]]
     assert b.lengths[0] == 8000  # 0.5 s at 16 kHz
     assert abs(20 * torch.log10(first.pow(2).mean().sqrt()) + 20.0) < 0.5
+
+
+def test_absurd_and_truncated_headers_are_rejected_before_allocating(tmp_path):
+    import struct
+
+    from data.audio import AudioError, decode_audio
+
+    # a WAV header claiming 4 GB of 16-bit samples, followed by a few bytes
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 16000, 32000, 2, 16)
+    huge = b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE" + fmt + b"data" + struct.pack("<I", 0xFFFFFFF0 - 36) + b"\0" * 64
+    with pytest.raises(AudioError) as e:
+        decode_audio(huge, "huge.wav")
+    assert e.value.reason == "truncated"
+    good = io.BytesIO()
+    sf.write(good, np.zeros((16000, 1), np.float32), 16000, format="WAV")
+    cut = good.getvalue()[: 12000]
+    with pytest.raises(AudioError) as e:
+        decode_audio(cut, "cut.wav")
+    assert e.value.reason == "truncated"
+    flac = io.BytesIO()
+    sf.write(flac, np.zeros((100, 1), np.float32), 16000, format="FLAC")
+    wav, sr = decode_audio(flac.getvalue())
+    assert wav.shape == (1, 100) and sr == 16000
