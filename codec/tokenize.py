@@ -6,7 +6,7 @@ its position in the shard list. Beside each finished shard a sidecar ``tokens-{i
 its source, sample count, duration, byte size and skips; a rerun into the same directory keeps every
 shard whose tar and sidecar agree and redoes the rest, then writes ``shards.json`` over all shards.
 A directory tokenized by another codec (``codec_id``) or with another number of codebooks is
-refused.
+refused (that bookkeeping is in :mod:`codec.tokenize_state`).
 
 Each clip is decoded, resampled to the tokenizer's rate, mapped to its channels, and encoded in
 batches: clips are sorted by length within a shard, zero-padded to the longest in the batch, and
@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 import shutil
 import tarfile
 from collections import Counter
@@ -38,6 +37,14 @@ import torch
 from tqdm import tqdm
 
 from codec.load import codebooks_in_use, use_codebooks
+from codec.tokenize_state import (
+    PART_FORMAT,
+    Target,
+    check_same_codec,
+    finished_part,
+    output_numbers,
+    sidecar_source,
+)
 from codec.tokenizer import AudioTokenizer
 from data.audio import AudioError, decode_audio, resample, to_channels
 from data.shards import MANIFEST, write_json_atomic
@@ -46,22 +53,7 @@ from data.tokens import TOKEN_FORMAT, TokenShardWriter
 from data.urls import expand_urls
 from data.webdataset import read_shard
 
-PART_FORMAT = "codeclm.tokens-part/1"
 AUDIO_EXTS = ("flac", "wav", "ogg", "mp3")
-_SHARD_NUMBER = re.compile(r"(\d+)\.tar(?![\w.])")
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What every output shard of one run shares."""
-
-    codec_id: str
-    frame_rate: float
-    num_codebooks: int
-    cardinality: int
-    sample_rate: int
-    channels: int
-    hop: int
 
 
 @dataclass
@@ -92,7 +84,7 @@ def tokenize_shards(tokenizer: AudioTokenizer, shards: str, out_dir: str | Path,
         tokenizer.eval()
     if num_codebooks is not None:
         use_codebooks(tokenizer, num_codebooks)
-    target = _Target(
+    target = Target(
         codec_id=str(tokenizer.codec_id), frame_rate=float(tokenizer.frame_rate),
         num_codebooks=int(num_codebooks or codebooks_in_use(tokenizer)), cardinality=int(tokenizer.cardinality),
         sample_rate=int(tokenizer.sample_rate), channels=int(tokenizer.channels),
@@ -102,13 +94,13 @@ def tokenize_shards(tokenizer: AudioTokenizer, shards: str, out_dir: str | Path,
         raise ValueError(f"codebooks of {target.cardinality} entries do not fit int16 token shards")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_codec(out, target)
+    check_same_codec(out, target)
     alone = not _pads_safely(tokenizer)
     parts = []
     with tqdm(total=shard_set.total, unit="clip", desc="tokenize", disable=not progress) as bar:
-        for url, number in zip(shard_set.urls, _output_numbers(shard_set.urls)):
+        for url, number in zip(shard_set.urls, output_numbers(shard_set.urls)):
             name = f"tokens-{number:06d}"
-            part = _finished_part(out, name, _source(url))
+            part = finished_part(out, name, sidecar_source(url))
             if part is None:
                 part = _tokenize_shard(tokenizer, url, out, name, target, 1 if alone else batch_size, device, bar)
             else:
@@ -132,7 +124,7 @@ def tokenize_shards(tokenizer: AudioTokenizer, shards: str, out_dir: str | Path,
 # -- one shard ---------------------------------------------------------------------------------------
 
 
-def _tokenize_shard(tokenizer: AudioTokenizer, url: str, out: Path, name: str, target: _Target, batch_size: int,
+def _tokenize_shard(tokenizer: AudioTokenizer, url: str, out: Path, name: str, target: Target, batch_size: int,
                     device: torch.device, bar: tqdm) -> dict[str, Any]:
     skips = SkipCounter()
     skipped: list[dict[str, str]] = []
@@ -175,7 +167,7 @@ def _tokenize_shard(tokenizer: AudioTokenizer, url: str, out: Path, name: str, t
     count = writer.shards[0].count if writer.shards else 0
     duration = writer.shards[0].duration if writer.shards else 0.0
     part = {
-        "format": PART_FORMAT, "url": final.name, "source": _source(url), "count": count,
+        "format": PART_FORMAT, "url": final.name, "source": sidecar_source(url), "count": count,
         "duration": round(duration, 3), "inputs": inputs, "bytes": final.stat().st_size, "codec_id": target.codec_id,
         "num_codebooks": target.num_codebooks, "skips": skips.as_dict(), "skipped": skipped,
     }
@@ -207,7 +199,7 @@ def _read_clip(sample: dict, index: int, sample_rate: int, skip) -> _Clip | None
     return _Clip(index, key, meta, data, estimate)
 
 
-def _load_audio(clip: _Clip, url: str, target: _Target) -> torch.Tensor:
+def _load_audio(clip: _Clip, url: str, target: Target) -> torch.Tensor:
     """``[C, T]`` at the tokenizer's rate and channels; raises :class:`AudioError` for bad audio."""
     wav, sr = decode_audio(clip.data, where=f"{url}:{clip.key}")
     audio = resample(torch.from_numpy(wav), sr, target.sample_rate)
@@ -217,7 +209,7 @@ def _load_audio(clip: _Clip, url: str, target: _Target) -> torch.Tensor:
         raise AudioError("other", f"{url}:{clip.key}: {e}") from None
 
 
-def _encode_clips(tokenizer: AudioTokenizer, clips: list[_Clip], target: _Target, batch_size: int,
+def _encode_clips(tokenizer: AudioTokenizer, clips: list[_Clip], target: Target, batch_size: int,
                   device: torch.device, url: str, skip) -> dict[int, np.ndarray]:
     """Codes int16 ``[K, T']`` by clip index (``T' = ceil(T / hop)`` for padded clips); clips whose
     audio is bad are skipped."""
@@ -251,73 +243,9 @@ def _encode_clips(tokenizer: AudioTokenizer, clips: list[_Clip], target: _Target
     return codes
 
 
-# -- resuming ----------------------------------------------------------------------------------------
-
-
-def _finished_part(out: Path, name: str, url: str) -> dict[str, Any] | None:
-    """The sidecar of a finished output shard for input ``url``, or None if it must be (re)done."""
-    side, tar = out / f"{name}.json", out / f"{name}.tar"
-    if not (side.is_file() and tar.is_file()):
-        return None
-    try:
-        part = json.loads(side.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(part, dict) or part.get("format") != PART_FORMAT:
-        return None
-    if part.get("source") != url or part.get("bytes") != tar.stat().st_size:
-        return None
-    return part
-
-
-def _check_same_codec(out: Path, target: _Target) -> None:
-    """Refuse to add to a directory of other shards, another codec's tokens, or another ``K``."""
-    found: list[tuple[Path, dict]] = []
-    manifest = out / MANIFEST
-    if manifest.is_file():
-        try:
-            m = json.loads(manifest.read_text())
-        except (ValueError, UnicodeDecodeError):
-            raise ValueError(f"{manifest} is not valid JSON: delete it or choose another --out directory") from None
-        if not isinstance(m, dict) or m.get("format") != TOKEN_FORMAT:
-            fmt = m.get("format") if isinstance(m, dict) else None
-            raise ValueError(f"{out} already holds {fmt!r} shards, not token shards: choose another --out directory")
-        found.append((manifest, m))
-    for side in sorted(out.glob("tokens-*.json")):
-        try:
-            part = json.loads(side.read_text())
-        except (ValueError, UnicodeDecodeError):
-            continue  # an unreadable sidecar only means its shard is redone
-        if isinstance(part, dict) and part.get("format") == PART_FORMAT:
-            found.append((side, part))
-    for path, rec in found:
-        if rec.get("codec_id") != target.codec_id:
-            raise ValueError(f"{out} holds tokens of codec {rec.get('codec_id')} (see {path.name}), not of this codec "
-                             f"{target.codec_id}: write to a new --out directory, or delete {out} to start over")
-        if rec.get("num_codebooks") != target.num_codebooks:
-            raise ValueError(f"{out} holds tokens of {rec.get('num_codebooks')} codebooks (see {path.name}), not "
-                             f"{target.num_codebooks}: write to a new --out directory, or delete {out} to start over")
-
-
-def _output_numbers(urls: list[str]) -> list[int]:
-    """The number ending each input shard's name when all are distinct, else the positions."""
-    found = [_SHARD_NUMBER.findall(u) for u in urls]
-    numbers = [int(f[-1]) for f in found if f]
-    if len(numbers) == len(urls) and len(set(numbers)) == len(numbers):
-        return numbers
-    return list(range(len(urls)))
-
-
-def _source(url: str) -> str:
-    """How a sidecar names its input: local paths absolute, so a rerun may spell them differently."""
-    if "://" in url or url.startswith("pipe:"):
-        return url
-    return str(Path(url).resolve())
-
 
 def _pads_safely(tokenizer: AudioTokenizer) -> bool:
     """False for tokenizers that cut audio into their own segments (whose frame count is not
     ``ceil(T / hop)``, and whose segments padding would shift): EnCodec 48 kHz."""
     model = getattr(tokenizer, "model", None)
     return getattr(model, "segment_length", None) is None
-

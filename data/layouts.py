@@ -19,7 +19,8 @@ Layouts, tried in this order:
                  speaker from the parent folder when the file sits in a subfolder.
 
 Keys come from the path relative to the input without its extension, made webdataset-safe; keys
-that collide get a suffix from a hash of the path, so the result never depends on the machine.
+that collide get a suffix from a hash of the path, so the result never depends on the machine
+(:mod:`data.layout_keys`).
 Folder layouts list their items sorted by relative path; a manifest keeps its own line order.
 """
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from data.shards import sanitize_key
+from data.layout_keys import unique_keys
 
 AUDIO_EXTS = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
 # Columns of a Common Voice tsv that are not worth keeping per sample.
@@ -281,19 +282,8 @@ def _jsonl(manifest: Path) -> tuple[list[SourceItem], list[tuple[str, str]]]:
 
 
 def _assign_keys(items: list[SourceItem]) -> None:
-    """Turn each item's relative stem into a unique webdataset key, the same on every machine."""
-    taken: set[str] = set()
-    for it in items:
-        digest = hashlib.sha1(it.key.encode()).hexdigest()
-        try:
-            key = base = sanitize_key(it.key)
-        except ValueError:  # nothing ASCII left, e.g. a name in another script
-            key = base = "u" + digest[:12]
-        n = 1
-        while key in taken:  # the first in order keeps the plain key
-            key = f"{base}_{digest[:8]}" + (f"_{n}" if n > 1 else "")
-            n += 1
-        taken.add(key)
+    """Turn each item's relative stem into a unique webdataset key (see :mod:`data.layout_keys`)."""
+    for it, key in zip(items, unique_keys([it.key for it in items])):
         it.key = key
 
 
