@@ -93,7 +93,7 @@ class EncodecTokenizer:
         per_q = model.quantizer.get_num_quantizers_for_bandwidth
         self.codebooks_per_bandwidth = {b: per_q(model.frame_rate, b) for b in self.bandwidths}
         self.num_codebooks = max(self.codebooks_per_bandwidth.values())
-        self._ids: dict[float, str] = {}
+        self._id: str | None = None
         self._bandwidth = max(self.bandwidths)
         if bandwidth is not None:
             self.set_bandwidth(bandwidth)
@@ -133,12 +133,14 @@ class EncodecTokenizer:
 
     @property
     def codec_id(self) -> str:
-        """Hash of the weights and ``{"codec", "model", "sample_rate", "channels", "bandwidth"}``."""
-        if self._bandwidth not in self._ids:
+        """Hash of the weights and ``{"codec", "model", "sample_rate", "channels"}``. Like the
+        project's codec, the id does not name a bandwidth: codes at a lower bandwidth are the first
+        codebooks of those at a higher one, so any number of codebooks shares the id."""
+        if self._id is None:
             config = {"codec": "encodec", "model": self.model.name, "sample_rate": self.sample_rate,
-                      "channels": self.channels, "bandwidth": self._bandwidth}
-            self._ids[self._bandwidth] = _codec_id(self.model.state_dict(), config)
-        return self._ids[self._bandwidth]
+                      "channels": self.channels}
+            self._id = _codec_id(self.model.state_dict(), config)
+        return self._id
 
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
         """Audio ``[B, C, T]`` -> codes ``[B, K, T']``: the package's frames concatenated along time."""

@@ -10,10 +10,9 @@ A spec is one of
 
 Bandwidth and codebooks
 -----------------------
-The project's codec encodes any number of codebooks ``K``; its ``codec_id`` names the weights and
-config only, so codes of any ``K`` share it. EnCodec's ``codec_id`` also names its bandwidth, which
-fixes ``K``: :func:`use_codebooks` sets the EnCodec bandwidth that gives ``K`` codebooks, so codes
-written with ``K`` codebooks carry the id that decoding them with the same ``K`` checks.
+A ``codec_id`` names the weights and config only, so codes of any number of codebooks ``K`` share
+it (fewer codebooks are a prefix of more). EnCodec encodes at a bandwidth, which fixes ``K``:
+:func:`use_codebooks` sets the bandwidth that gives ``K`` codebooks.
 """
 
 from __future__ import annotations
@@ -102,8 +101,8 @@ def codebooks_in_use(tokenizer: AudioTokenizer) -> int:
 
 
 def use_codebooks(tokenizer: AudioTokenizer, num_codebooks: int) -> None:
-    """For tokenizers whose ``codec_id`` names a bandwidth (EnCodec), switch to the bandwidth that
-    gives ``num_codebooks``; other tokenizers are left as they are (range checked)."""
+    """For tokenizers that encode at a bandwidth (EnCodec), switch to the bandwidth that gives
+    ``num_codebooks``; other tokenizers are left as they are (range checked)."""
     per_bandwidth = getattr(tokenizer, "codebooks_per_bandwidth", None)
     if isinstance(per_bandwidth, dict):
         for kbps, k in per_bandwidth.items():
