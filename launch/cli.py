@@ -18,16 +18,18 @@ import sys
 from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
 from launch.commands import quickstart as quickstart_cmd
+from launch.commands import semantic as semantic_cmds
 
 GROUPS = {
     "data": (data_cmds, "build corpora, shard audio, train text models"),
     "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
+    "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,quickstart}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,quickstart}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
