@@ -2,6 +2,8 @@
 
     codeclm data speech|music|shard|spm|info|voices ...
     codeclm codec fit|export|encode|decode|tokenize ...
+    codeclm semantic fit ...
+    codeclm lm fit ...
     codeclm quickstart
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
@@ -17,6 +19,7 @@ import sys
 
 from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
+from launch.commands import lm as lm_cmds
 from launch.commands import quickstart as quickstart_cmd
 from launch.commands import semantic as semantic_cmds
 
@@ -24,12 +27,13 @@ GROUPS = {
     "data": (data_cmds, "build corpora, shard audio, train text models"),
     "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
     "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
+    "lm": (lm_cmds, "train audio language models: fit"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,quickstart}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,quickstart}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
@@ -52,7 +56,7 @@ def _setup_logging() -> None:
 
 
 # Training commands hand their arguments to LightningCLI untouched.
-FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit"}
+FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit", ("lm", "fit"): "launch.commands.lm_fit"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,81 @@
+"""One LightningModule for every language-model stage: the stage model is passed in.
+
+A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; this module adds
+the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy.
+Precision (bf16 on GPU), compilation and parallelism come from the Trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from audiolm.output import LMOutput
+from data.batch import TokenBatch
+
+
+@dataclass
+class LMOptimConfig:
+    """AdamW with linear warm-up and cosine decay to ``min_lr_ratio * lr`` at ``decay_steps``."""
+
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    decay_steps: int | None = None
+    min_lr_ratio: float = 0.1
+
+
+class LMModule(L.LightningModule):
+    """Args:
+        model: the stage model (``audiolm.models.*``), built from its own config.
+        optim: optimizer settings (:class:`LMOptimConfig`).
+    """
+
+    def __init__(self, model: nn.Module, optim: LMOptimConfig | None = None) -> None:
+        super().__init__()
+        if not callable(getattr(model, "loss", None)):
+            raise ValueError(f"{type(model).__name__} has no loss(batch) method: it is not a stage model")
+        self.model = model
+        self.optim_cfg = optim or LMOptimConfig()
+
+    def _log_output(self, out: LMOutput, stage: str, batch_size: int) -> None:
+        sync = stage != "train"
+        self.log(f"{stage}/loss", out.loss.detach(), prog_bar=True, batch_size=batch_size, sync_dist=sync)
+        for k, (loss, acc) in enumerate(zip(out.codebook_loss.tolist(), out.codebook_accuracy.tolist())):
+            if not math.isnan(loss):
+                self.log(f"{stage}/loss_k{k}", loss, batch_size=batch_size, sync_dist=sync)
+                self.log(f"{stage}/acc_k{k}", acc, batch_size=batch_size, sync_dist=sync)
+
+    def training_step(self, batch: TokenBatch, batch_idx: int) -> torch.Tensor:
+        out = self.model.loss(batch)
+        self._log_output(out, "train", len(batch))
+        return out.loss
+
+    def validation_step(self, batch: TokenBatch, batch_idx: int) -> None:
+        self._log_output(self.model.loss(batch), "val", len(batch))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_cfg
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
+
+        def schedule(step: int) -> float:
+            if cfg.warmup_steps and step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            if not cfg.decay_steps:
+                return 1.0
+            t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps))
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
