@@ -49,3 +49,31 @@ def shard_factory(tmp_path):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def speech_token_shards(tmp_path_factory):
+    """Real token shards: ~40 s of espeak speech from 4 speakers, tokenized by a tiny random
+    codec (codebooks filled by k-means), with a sentencepiece model and a phoneme vocabulary.
+
+    Returns a dict: ``audio`` (audio shard dir), ``tokens`` (token shard dir), ``spm`` (.model),
+    ``phonemes`` (phonemes.json), ``codec`` (the Codec), ``export`` (its export dir).
+    """
+    from codec.export import export_codec
+    from codec.tokenize import tokenize_shards
+    from data.corpus.speech import SpeechCorpusConfig, build_speech
+    from data.text import PhonemeVocab, iter_metadata, train_spm
+    from tests.codec.test_export import tiny_codec
+
+    root = tmp_path_factory.mktemp("speech_tokens")
+    audio = root / "audio"
+    build_speech(SpeechCorpusConfig(out_dir=str(audio), hours=40 / 3600, speakers=4, workers=1, max_count=8),
+                 progress=False)
+    codec = tiny_codec()
+    export = export_codec(codec, root / "codec")
+    tokens = root / "tokens"
+    tokenize_shards(codec, str(audio), tokens, batch_size=4, progress=False)
+    spm_path = train_spm(str(audio), 64, root / "spm.model", hard_limit=False)
+    phon = root / "phonemes.json"
+    PhonemeVocab.fit(m.get("phonemes", "") for m in iter_metadata(str(audio))).save(phon)
+    return {"audio": audio, "tokens": tokens, "spm": spm_path, "phonemes": phon, "codec": codec, "export": export}
