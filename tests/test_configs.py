@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 from jsonargparse import ArgumentParser
 
+from audiolm.lightning_module import LMModule
 from codec.lightning_module import CodecModule
 from data.datamodule import AudioDataModule
+from data.token_datamodule import TokenDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = sorted(ROOT.glob("configs/**/*.yaml"))
-TRAINING = {"codec": (CodecModule, AudioDataModule)}
+TRAINING = {"codec": (CodecModule, AudioDataModule), "lm": (LMModule, TokenDataModule)}
 
 
 def test_configs_exist_and_are_all_covered():
@@ -40,7 +42,10 @@ def test_training_config_parses_and_instantiates(path, tmp_path):
         "--trainer.precision", "32-true", "--trainer.default_root_dir", str(tmp_path),
         "--data.shards", str(tmp_path / "shards"),
     ], save_config_kwargs={"overwrite": True})
-    assert cli.model.codec.sample_rate == cli.datamodule.cfg.sample_rate
+    if isinstance(cli.model, CodecModule):
+        assert cli.model.codec.sample_rate == cli.datamodule.cfg.sample_rate
+    else:
+        assert sum(p.numel() for p in cli.model.parameters()) > 0 and callable(cli.model.model.loss)
 
 
 def test_unknown_config_key_is_one_clear_error(tmp_path, capsys):
