@@ -1,0 +1,1 @@
+"""Stage models: plain ``nn.Module``s with ``loss(batch: TokenBatch) -> LMOutput``."""
