@@ -4,6 +4,7 @@
     codeclm codec fit|export|encode|decode|tokenize ...
     codeclm semantic fit ...
     codeclm lm fit ...
+    codeclm generate music ...
     codeclm quickstart
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
@@ -19,6 +20,7 @@ import sys
 
 from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
+from launch.commands import generate as generate_cmds
 from launch.commands import lm as lm_cmds
 from launch.commands import quickstart as quickstart_cmd
 from launch.commands import semantic as semantic_cmds
@@ -28,12 +30,13 @@ GROUPS = {
     "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
     "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
     "lm": (lm_cmds, "train audio language models: fit"),
+    "generate": (generate_cmds, "generate audio with trained models: music"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,quickstart}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,quickstart}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))

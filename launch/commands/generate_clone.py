@@ -1,0 +1,134 @@
+"""``codeclm generate clone``: speak a text in the voice of a short recording (VALL-E AR + NAR).
+
+    codeclm generate clone --codec SPEC --ar AR.ckpt --nar NAR.ckpt --prompt voice.wav \\
+        --text "Hello there." [--prompt-text "what the prompt says"] --out clone.wav \\
+        [--text-model phonemes.json|spm.model] [--temperature T --top-k K --top-p P --seed S]
+
+The stage models are rebuilt from the Lightning checkpoints of ``codeclm lm fit`` alone: each
+VALL-E model keeps its config in its state dict (see ``audiolm/models/valle.py``). The text model
+must be the one the stages were trained with: a ``phonemes.json`` (the text is turned into IPA
+by espeak-ng, ``--voice`` picks its language) or a sentencepiece ``.model``. The prompt is read
+with soundfile, mixed to mono, resampled to the codec's rate and encoded; the written wav holds
+the new speech only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_TEXT_MODEL = "runs/quickstart/text/phonemes.json"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clone", help="zero-shot voice cloning with a VALL-E AR + NAR pair")
+    p.add_argument("--codec", required=True, metavar="SPEC",
+                   help="the codec the LM was trained on: export directory, .ckpt, or encodec24k / encodec48k")
+    p.add_argument("--ar", required=True, help="AR stage checkpoint (.ckpt from `codeclm lm fit`)")
+    p.add_argument("--nar", required=True, help="NAR stage checkpoint (.ckpt from `codeclm lm fit`)")
+    p.add_argument("--prompt", required=True, help="a few seconds of the voice to clone (wav, flac, ogg)")
+    p.add_argument("--text", required=True, help="what the clone says")
+    p.add_argument("--prompt-text", default=None, help="what the prompt says (better alignment when given)")
+    p.add_argument("--out", required=True, help="wav file to write")
+    p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
+                   help=f"phonemes.json or sentencepiece .model used in training (default {DEFAULT_TEXT_MODEL})")
+    p.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
+    p.add_argument("--temperature", type=float, default=1.0, help="AR sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=None, help="AR top-k filter")
+    p.add_argument("--top-p", type=float, default=None, help="AR nucleus filter")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    p.add_argument("--max-seconds", type=float, default=20.0, help="longest speech generated (default 20)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=run)
+
+
+def text_encoder(path: str, voice: str):
+    """A callable ``text -> ids`` for the text model at ``path``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no text model at {p}: give --text-model (the phonemes.json or spm .model "
+                                "the LM was trained with)")
+    if p.suffix == ".json":
+        from data.corpus.espeak import VoiceParams, get_espeak
+        from data.text import PhonemeVocab
+
+        vocab = PhonemeVocab.load(p)
+        return lambda text: vocab(get_espeak().phonemes(text, VoiceParams(voice=voice)))
+    from data.text import SpmTokenizer
+
+    return SpmTokenizer(p)
+
+
+def read_prompt(path: str, sample_rate: int):
+    """``[1, 1, T]`` float32 mono audio at ``sample_rate``."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    import torchaudio.functional as AF
+
+    try:
+        wav, sr = sf.read(path, dtype="float32", always_2d=True)  # [T, C]
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"cannot read prompt audio {path}: {e}") from e
+    if wav.shape[0] == 0:
+        raise ValueError(f"prompt audio {path} is empty")
+    mono = torch.from_numpy(np.ascontiguousarray(wav.mean(axis=1)))
+    if sr != sample_rate:
+        mono = AF.resample(mono, sr, sample_rate)
+    return mono[None, None]
+
+
+def run(a: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiolm.models.valle import ValleAR
+    from audiolm.models.valle_generate import clone, load_stage
+    from audiolm.models.valle_nar import ValleNAR
+    from audiolm.sampling import SamplingConfig
+    from codec.load import load_tokenizer
+
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    ar, nar = load_stage(a.ar, device), load_stage(a.nar, device)
+    if not isinstance(ar, ValleAR) or not isinstance(nar, ValleNAR):
+        raise ValueError(f"--ar must be an AR checkpoint and --nar a NAR one; got {type(ar).__name__} "
+                         f"({a.ar}) and {type(nar).__name__} ({a.nar})")
+    codec = load_tokenizer(a.codec, device=device)
+    k = nar.cfg.num_codebooks
+    if codec.cardinality != ar.cfg.cardinality or codec.num_codebooks < k:
+        raise ValueError(f"{a.codec} has {codec.num_codebooks} codebooks of {codec.cardinality} codes, the LM "
+                         f"needs {k} of {ar.cfg.cardinality}: give the codec the LM was trained on")
+    encode = text_encoder(a.text_model, a.voice)
+    text = torch.tensor(encode(a.text), dtype=torch.long)
+    prompt_text = torch.tensor(encode(a.prompt_text), dtype=torch.long) if a.prompt_text else None
+    for ids in (text, prompt_text):
+        if ids is not None and ids.numel() and int(ids.max()) >= ar.cfg.text_vocab:
+            raise ValueError(f"{a.text_model} gives ids up to {int(ids.max())}, beyond the LM's text_vocab "
+                             f"{ar.cfg.text_vocab}: give the text model the LM was trained with")
+    sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    torch.manual_seed(a.seed)
+    start = time.time()
+    with torch.inference_mode():
+        prompt = codec.encode(read_prompt(a.prompt, codec.sample_rate).to(device))[0, :k]  # [K, Tp]
+        max_frames = max(1, int(a.max_seconds * codec.frame_rate))
+        room = ar.cfg.max_frames - prompt.shape[1]
+        if room < 1:
+            keep = ar.cfg.max_frames // 2
+            prompt = prompt[:, -keep:]  # the prompt's end: leave room for the new speech
+            room = ar.cfg.max_frames - keep
+        codes = clone(ar, nar, text, prompt, prompt_text, sampling, min(max_frames, room))
+        if codes.shape[1] == 0:
+            raise RuntimeError("the AR model ended the speech at once (EOS first): try another --seed or "
+                               "a higher --temperature, or train the LM longer")
+        full = torch.cat([prompt, codes], dim=1)  # decode in context, keep the new part
+        wav = codec.decode(full[None])[0].float().cpu()
+    hop = wav.shape[-1] / full.shape[1]
+    wav = wav[:, int(round(prompt.shape[1] * hop)):].numpy()  # [C, T]
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out, np.clip(wav, -1.0, 1.0).T, codec.sample_rate, subtype="PCM_16")
+    print(f"{out}: {wav.shape[-1] / codec.sample_rate:.2f} s ({codes.shape[1]} frames x {codes.shape[0]} "
+          f"codebooks) at {codec.sample_rate} Hz in {time.time() - start:.1f} s")
+    return 0
