@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from launch.commands import generate_music
+from launch.commands import generate_clone, generate_music
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    generate_clone.register(sub)
     generate_music.register(sub)

@@ -1,0 +1,137 @@
+"""Zero-shot voice cloning with a VALL-E AR + NAR pair.
+
+``clone(ar, nar, text_tokens [L], prompt_codes [K, Tp], prompt_text_tokens [Lp] | None,
+sampling, max_frames) -> codes [K, T]`` returns the codes of the new speech only (prompt excluded):
+
+1. the AR stage is prefilled with ``[prompt text + text ; BOS + prompt codebook 0]`` and then
+   decodes codebook 0 with its KV cache, one frame a step, until EOS or ``max_frames`` new frames
+   (``generate_codebook0``; ``use_cache=False`` recomputes the whole sequence every step, the
+   reference the cached path must equal);
+2. the NAR stage fills codebooks ``1..K-1`` one stage at a time, the prompt codes given with all
+   K codebooks (``fill_codebooks``; greedy unless ``nar_sampling`` is given).
+
+Sampling follows :class:`audiolm.sampling.SamplingConfig` (temperature 0 is greedy; ``seed``
+makes a run repeatable). Batch of one.
+
+``load_stage(path)`` rebuilds a stage model from a Lightning checkpoint of ``codeclm lm fit``:
+the model's config is stored in its state dict (see ``valle.py``), so no YAML is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audiolm.models.valle import ValleAR, ValleConfig
+from audiolm.models.valle_nar import ValleNAR
+from audiolm.sampling import SamplingConfig, select_tokens
+
+STAGES = {"valle_ar": ValleAR, "valle_nar": ValleNAR}
+
+
+def load_stage(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A VALL-E stage model (eval mode) from an ``LMModule`` checkpoint (``.ckpt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: give a .ckpt written by `codeclm lm fit`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one user error
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from e
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    extra = state.get("model._extra_state") if isinstance(state, dict) else None
+    if not isinstance(extra, dict) or extra.get("kind") not in STAGES:
+        raise ValueError(f"{path} holds no VALL-E stage model (expected an `lm fit` checkpoint of "
+                         "audiolm.models.valle.ValleAR or audiolm.models.valle_nar.ValleNAR)")
+    model = STAGES[extra["kind"]](ValleConfig(**extra["config"]))
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, sampling: SamplingConfig,
+                       max_frames: int, use_cache: bool = True,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """text ``[L]`` (prompt text + target text), prompt0 ``[Tp]`` (codebook 0 of the prompt) ->
+    new codebook-0 tokens ``[T]``, T <= max_frames (EOS not included)."""
+    cfg = ar.cfg
+    if text.dim() != 1 or prompt0.dim() != 1:
+        raise ValueError(f"text and prompt0 must be 1-D, got {tuple(text.shape)} and {tuple(prompt0.shape)}")
+    if text.numel() > cfg.max_text:
+        raise ValueError(f"text of {text.numel()} tokens (prompt + target) exceeds the AR model's max_text {cfg.max_text}")
+    max_frames = min(max_frames, cfg.max_frames - prompt0.numel())
+    if max_frames < 1:
+        raise ValueError(f"the prompt ({prompt0.numel()} frames) leaves no room under max_frames {cfg.max_frames}: "
+                         "use a shorter prompt")
+    dev = text.device
+    audio = torch.cat([torch.tensor([ar.bos], device=dev), prompt0.to(dev)])[None]  # [1, 1 + Tp]
+    text = text[None]
+    out: list[int] = []
+    if use_cache:
+        cache = ar.transformer.make_cache(1, text.shape[1] + audio.shape[1] + max_frames)
+        logits = ar.prefill(text, audio, cache)
+    else:
+        ones = torch.ones(1, dtype=torch.long, device=dev)
+        logits = ar(text, ones * text.shape[1], audio, ones * audio.shape[1])[:, -1]
+    position = audio.shape[1]
+    for _ in range(max_frames):
+        token = select_tokens(logits.float(), sampling, generator=generator)  # [1]
+        if int(token) == ar.eos:
+            break
+        out.append(int(token))
+        if len(out) == max_frames:
+            break
+        if use_cache:
+            logits = ar.step(token, position, cache)
+        else:
+            audio = torch.cat([audio, token[:, None]], dim=1)
+            ones = torch.ones(1, dtype=torch.long, device=dev)
+            logits = ar(text, ones * text.shape[1], audio, ones * audio.shape[1])[:, -1]
+        position += 1
+    return torch.tensor(out, dtype=torch.long, device=dev)
+
+
+@torch.no_grad()
+def fill_codebooks(nar: ValleNAR, text: torch.Tensor, prompt_codes: torch.Tensor, codes0: torch.Tensor,
+                   sampling: SamplingConfig | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """text ``[L]``, prompt_codes ``[K, Tp]``, codes0 ``[T]`` -> codes ``[K, T]`` of the new frames."""
+    kk, tp = prompt_codes.shape
+    if kk != nar.cfg.num_codebooks:
+        raise ValueError(f"prompt has {kk} codebooks, the NAR model {nar.cfg.num_codebooks}")
+    t = codes0.numel()
+    dev = text.device
+    codes = torch.zeros(1, kk, tp + t, dtype=torch.long, device=dev)
+    codes[0, :, :tp] = prompt_codes
+    codes[0, 0, tp:] = codes0
+    one = torch.ones(1, dtype=torch.long, device=dev)
+    for k in range(1, kk):
+        logits = nar(text[None], one * text.numel(), codes, one * (tp + t), one * tp, k)[0, tp:]  # [T, V]
+        if sampling is None:
+            codes[0, k, tp:] = logits.argmax(-1)
+        else:
+            codes[0, k, tp:] = select_tokens(logits.float(), sampling, generator=generator)
+    return codes[0, :, tp:]
+
+
+def clone(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: torch.Tensor,
+          prompt_text_tokens: torch.Tensor | None, sampling: SamplingConfig, max_frames: int,
+          nar_sampling: SamplingConfig | None = None) -> torch.Tensor:
+    """Codes ``[K, T]`` of ``text_tokens`` spoken in the voice of ``prompt_codes`` (see the module doc)."""
+    if prompt_codes.dim() != 2:
+        raise ValueError(f"prompt_codes must be [K, Tp], got {tuple(prompt_codes.shape)}")
+    if ar.cfg.cardinality != nar.cfg.cardinality:
+        raise ValueError(f"AR and NAR models disagree on the codebook size ({ar.cfg.cardinality} vs "
+                         f"{nar.cfg.cardinality}): train both on the same codec")
+    dev = next(ar.parameters()).device
+    prompt_codes = prompt_codes[: nar.cfg.num_codebooks].to(dev)
+    text = text_tokens.to(dev)
+    if prompt_text_tokens is not None:
+        text = torch.cat([prompt_text_tokens.to(dev), text])
+    generator = sampling.make_generator(dev)
+    codes0 = generate_codebook0(ar, text, prompt_codes[0], sampling, max_frames, generator=generator)
+    if codes0.numel() == 0:
+        return torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
+    return fill_codebooks(nar, text, prompt_codes, codes0, nar_sampling, generator)

@@ -1,0 +1,126 @@
+"""``codeclm generate continue``: continue a speech prompt with AudioLM's stages.
+
+    codeclm generate continue --codec SPEC --coarse CKPT --fine CKPT \\
+        [--semantic CKPT --semantic-model DIR] --prompt a.wav --seconds 10 --out b.wav \\
+        [--temperature 1.0 --top-k 50 --top-p 0.95 --seed 0]
+
+With ``--semantic`` (and the ``--semantic-model`` that labelled its training shards) the prompt's
+units are continued first and the coarse stage follows them; without, the coarse stage continues
+the codec tokens alone (it must be trained with ``semantic_prefix: false``). Each stage is rebuilt
+from the ``config.yaml`` LightningCLI saved in its run's log directory (found upward from the
+checkpoint) or from ``--coarse-config`` / ``--fine-config`` / ``--semantic-config``. The output holds
+the prompt followed by the continuation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("continue", help="continue a prompt wav through semantic -> coarse -> fine stages")
+    p.add_argument("--codec", required=True, help="codec spec: export dir, .ckpt, or encodec24k")
+    p.add_argument("--coarse", required=True, help="coarse stage checkpoint (.ckpt of `codeclm lm fit`)")
+    p.add_argument("--fine", required=True, help="fine stage checkpoint")
+    p.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")
+    p.add_argument("--semantic-model", help="semantic unit model directory (`codeclm semantic fit`)")
+    for stage in ("coarse", "fine", "semantic"):
+        p.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
+    p.add_argument("--prompt", required=True, help="prompt audio file")
+    p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to add after the prompt")
+    p.add_argument("--out", required=True, help="output wav")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def find_run_config(ckpt: Path) -> Path:
+    """The ``config.yaml`` nearest above ``ckpt`` (LightningCLI writes it to the run's log dir)."""
+    for folder in ckpt.resolve().parents:
+        for candidate in (folder / "config.yaml", *sorted(folder.glob("*/config.yaml"))):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(f"no config.yaml found above {ckpt}: pass the run's config with --STAGE-config")
+
+
+def load_stage(ckpt: str, config: str | None, device: torch.device) -> torch.nn.Module:
+    """The stage model of an ``LMModule`` checkpoint, rebuilt from its run config, in eval mode."""
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    from audiolm.lightning_module import LMModule
+
+    ckpt_path = Path(ckpt)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
+    cfg_path = Path(config) if config else find_run_config(ckpt_path)
+    section = (yaml.safe_load(cfg_path.read_text()) or {}).get("model")
+    if not isinstance(section, dict) or "model" not in section:
+        raise ValueError(f"{cfg_path} has no model.model section: is it the config.yaml of a `codeclm lm fit` run?")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(LMModule, "lm")
+    lm = parser.instantiate_classes(parser.parse_object({"lm": section})).lm
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as e:  # a user's file: one clear line, not a traceback
+        raise ValueError(f"{ckpt_path} is not a readable `codeclm lm fit` checkpoint ({type(e).__name__}: {e})") from None
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    missing, unexpected = lm.model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{ckpt_path} does not fit the model of {cfg_path} (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}): give the config of the run that wrote it")
+    return lm.model.to(device).eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from audiolm.models.audiolm_generate import continue_codes, continue_stack
+    from audiolm.sampling import SamplingConfig
+    from codec.load import load_tokenizer
+    from data.audio import read_audio, resample, to_channels
+
+    if bool(args.semantic) != bool(args.semantic_model):
+        raise ValueError("--semantic and --semantic-model go together: give both or neither")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    tokenizer = load_tokenizer(args.codec, device=device)
+    coarse = load_stage(args.coarse, args.coarse_config, device)
+    fine = load_stage(args.fine, args.fine_config, device)
+    wav_np, sr = read_audio(args.prompt)
+    wav = torch.from_numpy(wav_np)
+    audio = to_channels(resample(wav, sr, tokenizer.sample_rate), tokenizer.channels)
+    with torch.no_grad():
+        codes = tokenizer.encode(audio[None].to(device))[0]  # [K, Tp]
+    k = fine.cfg.num_codebooks
+    if codes.shape[0] < k:
+        raise ValueError(f"the codec gives {codes.shape[0]} codebooks, the fine model needs {k}: "
+                         "use the codec the token shards were made with")
+    codes = codes[:k]
+    frames = max(1, round(args.seconds * float(tokenizer.frame_rate)))
+    if args.semantic:
+        from data.semantic import SemanticModel
+
+        semantic = load_stage(args.semantic, args.semantic_config, device)
+        unit_model = SemanticModel.load(args.semantic_model)
+        units = unit_model.units(wav, sr).to(device)  # [Sp]
+        rate = float(unit_model.frame_rate) / float(tokenizer.frame_rate)
+        out = continue_stack(semantic, coarse, fine, units, codes, frames, sampling, units_per_frame=rate)
+    else:
+        out = continue_codes(coarse, fine, codes, frames, sampling)
+    with torch.no_grad():
+        result = tokenizer.decode(out[None].to(device))[0].float().cpu()  # [C, T]
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(out_path), result.clamp(-1, 1).T.numpy(), int(tokenizer.sample_rate))
+    print(f"wrote {out_path}: {result.shape[-1] / tokenizer.sample_rate:.2f} s "
+          f"({codes.shape[-1]} prompt + {frames} new frames)")
+    return 0
