@@ -137,14 +137,17 @@ class TokenDecoder:
                 self.skips.add("bad_tokens", url, key, f"{codes_t.shape[0]} codebooks < {self.cfg.num_codebooks}")
                 return None
             codes_t = codes_t[: self.cfg.num_codebooks]
-        t, start = codes_t.shape[1], 0
+        t, start, stop = codes_t.shape[1], 0, codes_t.shape[1]
         if self.cfg.max_frames and t > self.cfg.max_frames:
             if self.train:
                 start = int(torch.randint(0, t - self.cfg.max_frames + 1, (1,), generator=gen))
-            codes_t = codes_t[:, start : start + self.cfg.max_frames]
+            stop = start + self.cfg.max_frames
+            codes_t = codes_t[:, start:stop]
         item = {"codes": codes_t, "key": key, "text": meta.get("text") or "", "speaker": meta.get("speaker") or ""}
         if "semantic.npy" in sample:
-            item["semantic"] = torch.from_numpy(load_npy(sample["semantic.npy"]).astype(np.int64))
+            sem = torch.from_numpy(load_npy(sample["semantic.npy"]).astype(np.int64))
+            per_frame = sem.shape[0] / t  # semantic units and codec frames may run at different rates
+            item["semantic"] = sem[round(start * per_frame) : round(stop * per_frame)]
         if self.cfg.text != "none":
             item["text_tokens"] = torch.tensor(self.text_encoder(meta.get(self.cfg.text) or ""), dtype=torch.long)
         return item

@@ -4,7 +4,7 @@
     codeclm codec fit|export|encode|decode|tokenize ...
     codeclm semantic fit ...
     codeclm lm fit ...
-    codeclm generate clone|music ...
+    codeclm generate clone|continue|music ...
     codeclm quickstart
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
@@ -30,7 +30,7 @@ GROUPS = {
     "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
     "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
     "lm": (lm_cmds, "train audio language models: fit"),
-    "generate": (generate_cmds, "generate audio with trained models: clone, music"),
+    "generate": (generate_cmds, "generate audio with trained models: clone, continue, music"),
 }
 
 

@@ -77,3 +77,15 @@ def test_bad_token_samples_are_skipped(tmp_path):
 def test_codes_must_fit_int16(tmp_path):
     with pytest.raises(ValueError, match="int16"):
         TokenShardWriter(tmp_path, "x", 50.0, 2, 65536, 16000)
+
+
+def test_crop_keeps_semantic_units_aligned(tmp_path):
+    out = tmp_path / "t"
+    with TokenShardWriter(out, "abc", 50.0, 1, 100, 16000) as w:
+        codes = np.arange(40)[None] % 100  # frame t holds code t
+        sem = np.repeat(np.arange(40), 2)  # two units per frame: units 2t, 2t+1 belong to frame t
+        w.write_tokens("u", codes, {}, sem)
+    cfg = TokenLoaderConfig(batch_size=1, max_frames=10, epoch_samples=1, seed=5)
+    b = next(iter(ShardLoader(token_dataset(str(out), cfg))))
+    first = int(b.codes[0, 0, 0])
+    assert b.semantic[0].tolist() == np.repeat(np.arange(first, first + 10), 2).tolist()
