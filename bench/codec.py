@@ -21,9 +21,12 @@ Overrides of the YAML, so that both sides do the same work (listed in every JSON
   ``kmeans_init=False``): k-means runs once at the first step of a real run and is no part of the
   throughput.
 
-Timed steps alternate between the two models (ours, reference, ours, ...) and each figure is the
-median over its timed repetitions, so load from other processes hits both sides alike. Warm-up
-steps (the first of which replaces the initial codebooks) are not timed.
+On the CPU presets torch runs on one thread (``--threads`` to change): on a machine shared with
+other jobs a multi-threaded op waits for its slowest thread, which makes timings erratic.
+Timed calls alternate between the two models (ours, reference, ours, ...), so load from other
+processes hits both sides alike, and each figure comes from the best (shortest) of its timed
+repetitions; the JSON ``config`` also carries the medians. Warm-up steps (the first of which
+replaces the initial codebooks) are not timed.
 
     python bench/codec.py                               # CPU preset, < 90 s on 2 cores
     python bench/codec.py --device cuda --preset gpu    # batch 64 x 1 s, bf16 autocast
@@ -36,6 +39,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -75,8 +79,8 @@ class Preset:
 
 
 PRESETS = {
-    "cpu": Preset(batch=2, seconds=1.0, warmup=1, steps=3, infer_batch=2, infer_seconds=4.0, infer_warmup=1,
-                  infer_repeats=3, precision="fp32"),
+    "cpu": Preset(batch=2, seconds=1.0, warmup=1, steps=5, infer_batch=2, infer_seconds=4.0, infer_warmup=1,
+                  infer_repeats=5, precision="fp32"),
     "gpu": Preset(batch=64, seconds=1.0, warmup=5, steps=20, infer_batch=32, infer_seconds=10.0, infer_warmup=3,
                   infer_repeats=10, precision="bf16"),
     # the smallest run that goes through every code path (for the test suite)
@@ -99,7 +103,11 @@ def describe_device(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"cpu: {name}, {torch.get_num_threads()} threads"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return f"cpu: {name}, {cores} cores"
 
 
 def sync(device: torch.device) -> None:
@@ -182,7 +190,8 @@ class GanStep:
                                                 self.optim_cfg)
         self.precision = precision
 
-    def __call__(self, real: torch.Tensor) -> None:
+    def __call__(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step on ``real [B, C, T]``; returns the (detached) losses."""
         from codec.losses import (discriminator_loss, feature_matching_loss, generator_loss, l1_waveform_loss,
                                   multiscale_mel_loss)
 
@@ -214,8 +223,7 @@ class GanStep:
             self.discriminator.zero_grad(set_to_none=True)
             self.sch_g.step()
             self.sch_d.step()
-        if not torch.isfinite(total.detach()):
-            raise RuntimeError("the train step produced a non-finite loss")
+        return {"d_loss": loss_d.detach(), **{k: v.detach() for k, v in losses.items()}, "total": total.detach()}
 
 
 def test_signal(batch: int, seconds: float, sample_rate: int, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -230,8 +238,10 @@ def test_signal(batch: int, seconds: float, sample_rate: int, device: torch.devi
     return wav.clamp(-1, 1).unsqueeze(1).to(device)
 
 
-def alternate(fns: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved across functions."""
+def alternate(fns: dict[str, Callable[[], object]], warmup: int, repeats: int,
+              device: torch.device) -> dict[str, dict[str, float]]:
+    """Seconds per call of each function (``best`` and ``median`` of ``repeats``), calls
+    interleaved across the functions so that outside load hits them alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -243,7 +253,7 @@ def alternate(fns: dict[str, Callable[[], None]], warmup: int, repeats: int, dev
             fn()
             sync(device)
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: {"best": min(v), "median": statistics.median(v)} for k, v in times.items()}
 
 
 # --------------------------------------------------------------------------------------- main
@@ -274,7 +284,8 @@ def run(device: torch.device, preset_name: str, log=sys.stderr) -> list[dict]:
         return ref.decoder(q.quantized)[..., : wav.shape[-1]], q.penalty
 
     dev = describe_device(device)
-    common = {"preset": preset_name, "yaml": str(CONFIG.relative_to(ROOT)), "overrides": OVERRIDES}
+    common = {"preset": preset_name, "yaml": str(CONFIG.relative_to(ROOT)), "overrides": OVERRIDES,
+              "torch": torch.__version__, "threads": torch.get_num_threads()}
     rows = [{"bench": BENCH, "figure": "params", "ours": float(params_ours), "reference": float(params_ref),
              "ratio": params_ours / params_ref, "unit": "parameters", "device": dev,
              "config": {**common, "discriminator_params": params_disc}}]
@@ -287,12 +298,16 @@ def run(device: torch.device, preset_name: str, log=sys.stderr) -> list[dict]:
     print(f"train: {preset.warmup} warm-up + {preset.steps} timed steps each, batch {preset.batch} x "
           f"{preset.seconds:g} s, {preset.precision}", file=log)
     t = alternate({k: (lambda s=s: s(real)) for k, s in steps.items()}, preset.warmup, preset.steps, device)
+    for name, step in steps.items():
+        if not all(torch.isfinite(v).item() for v in step(real).values()):
+            raise RuntimeError(f"the {name} train step produced a non-finite loss")
     audio_s = preset.batch * preset.seconds
-    rows.append({"bench": BENCH, "figure": "train_step", "ours": audio_s / t["ours"],
-                 "reference": audio_s / t["reference"], "ratio": t["reference"] / t["ours"], "unit": "audio s/s",
+    rows.append({"bench": BENCH, "figure": "train_step", "ours": audio_s / t["ours"]["best"],
+                 "reference": audio_s / t["reference"]["best"], "ratio": t["reference"]["best"] / t["ours"]["best"],
+                 "unit": "audio s/s",
                  "device": dev, "config": {**common, **{k: v for k, v in asdict(preset).items() if not k.startswith("infer")},
                                            "losses": "l1+mel+hinge adv+feature (balancer)+commitment",
-                                           "discriminator": "msstft", "median_step_s": t}})
+                                           "discriminator": "msstft", "step_s": t}})
     del steps
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -318,9 +333,9 @@ def run(device: torch.device, preset_name: str, log=sys.stderr) -> list[dict]:
     infer_cfg = {**common, "batch": preset.infer_batch, "seconds": preset.infer_seconds, "kbps": BANDWIDTH_KBPS,
                  "codebooks": k, "precision": "fp32", "warmup": preset.infer_warmup, "repeats": preset.infer_repeats}
     for name, tm in (("encode_6kbps", enc), ("decode_6kbps", dec)):
-        rows.append({"bench": BENCH, "figure": name, "ours": audio_s / tm["ours"], "reference": audio_s / tm["reference"],
-                     "ratio": tm["reference"] / tm["ours"], "unit": "x real time", "device": dev,
-                     "config": {**infer_cfg, "median_s": tm}})
+        rows.append({"bench": BENCH, "figure": name, "ours": audio_s / tm["ours"]["best"],
+                     "reference": audio_s / tm["reference"]["best"], "ratio": tm["reference"]["best"] / tm["ours"]["best"],
+                     "unit": "x real time", "device": dev, "config": {**infer_cfg, "call_s": tm}})
     return rows
 
 
@@ -330,15 +345,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
                     help="sizes: cpu (default on CPU), gpu (default on CUDA), smoke (tests)")
     ap.add_argument("--smoke", action="store_true", help="the smallest run (same as --preset smoke)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: 1 with the cpu and smoke presets, torch's choice with gpu)")
     ap.add_argument("--json", action="store_true", help="print JSON rows on stdout (the table goes to stderr)")
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda was asked for but torch sees no CUDA device")
     preset = "smoke" if args.smoke else (args.preset or ("gpu" if device.type == "cuda" else "cpu"))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (None if preset == "gpu" else 1)
+    if threads:
+        torch.set_num_threads(threads)
     warnings.filterwarnings("ignore", category=FutureWarning)
     rows = run(device, preset)
     print_table(rows, sys.stderr if args.json else sys.stdout)
