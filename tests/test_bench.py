@@ -15,6 +15,7 @@ FIELDS = {"bench", "figure", "ours", "reference", "ratio", "unit", "device", "co
 EXPECTED = {
     "loader": {"eval_w0", "train_w0", "eval_w1", "train_w1"},
     "codec": {"params", "train_step", "encode_6kbps", "decode_6kbps"},
+    "lm": {"params", "train_step", "train_tflops"},
 }
 
 

@@ -132,11 +132,11 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, angles: RopeAngles, mask: SelfAttentionMask,
                 cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        q, k, v = self.qkv(x).split((q_size, kv_size, kv_size), dim=-1)
-        q = rearrange(q, "b s (h d) -> b h s d", h=self.num_heads)
-        k = rearrange(k, "b s (h d) -> b h s d", h=self.num_kv_heads)
+        qk, v = self.qkv(x).split((q_size + kv_size, kv_size), dim=-1)
+        # queries and keys are rotated in one pass: [B, H + H_kv, S, Dh]
+        qk = apply_rope(rearrange(qk, "b s (h d) -> b h s d", d=self.head_dim), angles)
+        q, k = qk.split((self.num_heads, self.num_kv_heads), dim=1)
         v = rearrange(v, "b s (h d) -> b h s d", h=self.num_kv_heads)
-        q, k = apply_rope(q, angles), apply_rope(k, angles)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # [B, H_kv, S_k, Dh], all slots so far
         dropout_p = self.dropout if self.training else 0.0
