@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 DEFAULT_TEXT_MODEL = "runs/quickstart/text/phonemes.json"
 
@@ -79,56 +81,115 @@ def read_prompt(path: str, sample_rate: int):
     return mono[None, None]
 
 
-def run(a: argparse.Namespace) -> int:
-    import numpy as np
-    import soundfile as sf
+@dataclass
+class CloneModels:
+    """A loaded VALL-E pair, its codec and its text model (``encode: text -> ids``)."""
+
+    ar: Any
+    nar: Any
+    codec: Any
+    encode: Callable[[str], list[int]]
+    text_model: str
+    device: str
+
+
+@dataclass
+class CloneResult:
+    """The new speech ``wav [C, T]`` (float32 numpy, prompt excluded) at ``sample_rate``."""
+
+    wav: Any
+    sample_rate: int
+    frames: int
+    codebooks: int
+
+
+def load_clone_models(codec: str, ar: str, nar: str, text_model: str = DEFAULT_TEXT_MODEL, voice: str = "en-us",
+                      device: str | None = None) -> CloneModels:
+    """Load and cross-check the AR and NAR stages, the codec and the text model."""
     import torch
 
     from audiolm.models.valle import ValleAR
-    from audiolm.models.valle_generate import clone, load_stage
+    from audiolm.models.valle_generate import load_stage
     from audiolm.models.valle_nar import ValleNAR
-    from audiolm.sampling import SamplingConfig
     from codec.load import load_tokenizer
 
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    ar, nar = load_stage(a.ar, device), load_stage(a.nar, device)
-    if not isinstance(ar, ValleAR) or not isinstance(nar, ValleNAR):
-        raise ValueError(f"--ar must be an AR checkpoint and --nar a NAR one; got {type(ar).__name__} "
-                         f"({a.ar}) and {type(nar).__name__} ({a.nar})")
-    codec = load_tokenizer(a.codec, device=device)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    ar_model, nar_model = load_stage(ar, device), load_stage(nar, device)
+    if not isinstance(ar_model, ValleAR) or not isinstance(nar_model, ValleNAR):
+        raise ValueError(f"--ar must be an AR checkpoint and --nar a NAR one; got {type(ar_model).__name__} "
+                         f"({ar}) and {type(nar_model).__name__} ({nar})")
+    tokenizer = load_tokenizer(codec, device=device)
+    k = nar_model.cfg.num_codebooks
+    if tokenizer.cardinality != ar_model.cfg.cardinality or tokenizer.num_codebooks < k:
+        raise ValueError(f"{codec} has {tokenizer.num_codebooks} codebooks of {tokenizer.cardinality} codes, the LM "
+                         f"needs {k} of {ar_model.cfg.cardinality}: give the codec the LM was trained on")
+    return CloneModels(ar_model, nar_model, tokenizer, text_encoder(text_model, voice), text_model, device)
+
+
+def text_ids(models: CloneModels, text: str):
+    """``text`` as a ``[L]`` long tensor of the AR model's text ids (vocabulary checked)."""
+    import torch
+
+    ids = torch.tensor(models.encode(text), dtype=torch.long)
+    if ids.numel() and int(ids.max()) >= models.ar.cfg.text_vocab:
+        raise ValueError(f"{models.text_model} gives ids up to {int(ids.max())}, beyond the LM's text_vocab "
+                         f"{models.ar.cfg.text_vocab}: give the text model the LM was trained with")
+    return ids
+
+
+def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_seconds: float,
+                 on_stage: Callable[[str], None] | None = None) -> CloneResult:
+    """Speak ``text`` (ids ``[L]``) in the voice of ``prompt`` (``[1, 1, T]`` audio at the codec's
+    rate); ``prompt_text``: ids of what the prompt says, or None. ``on_stage`` hears "encode",
+    "generate" and "decode" as each begins."""
+    import torch
+
+    from audiolm.models.valle_generate import clone
+
+    ar, nar, codec = models.ar, models.nar, models.codec
     k = nar.cfg.num_codebooks
-    if codec.cardinality != ar.cfg.cardinality or codec.num_codebooks < k:
-        raise ValueError(f"{a.codec} has {codec.num_codebooks} codebooks of {codec.cardinality} codes, the LM "
-                         f"needs {k} of {ar.cfg.cardinality}: give the codec the LM was trained on")
-    encode = text_encoder(a.text_model, a.voice)
-    text = torch.tensor(encode(a.text), dtype=torch.long)
-    prompt_text = torch.tensor(encode(a.prompt_text), dtype=torch.long) if a.prompt_text else None
-    for ids in (text, prompt_text):
-        if ids is not None and ids.numel() and int(ids.max()) >= ar.cfg.text_vocab:
-            raise ValueError(f"{a.text_model} gives ids up to {int(ids.max())}, beyond the LM's text_vocab "
-                             f"{ar.cfg.text_vocab}: give the text model the LM was trained with")
-    sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
-    torch.manual_seed(a.seed)
-    start = time.time()
+    stage = on_stage or (lambda name: None)
     with torch.inference_mode():
-        prompt = codec.encode(read_prompt(a.prompt, codec.sample_rate).to(device))[0, :k]  # [K, Tp]
-        max_frames = max(1, int(a.max_seconds * codec.frame_rate))
+        stage("encode")
+        prompt = codec.encode(prompt.to(models.device))[0, :k]  # [K, Tp]
+        max_frames = max(1, int(max_seconds * codec.frame_rate))
         room = ar.cfg.max_frames - prompt.shape[1]
         if room < 1:
             keep = ar.cfg.max_frames // 2
             prompt = prompt[:, -keep:]  # the prompt's end: leave room for the new speech
             room = ar.cfg.max_frames - keep
+        stage("generate")
         codes = clone(ar, nar, text, prompt, prompt_text, sampling, min(max_frames, room))
         if codes.shape[1] == 0:
             raise RuntimeError("the AR model ended the speech at once (EOS first): try another --seed or "
                                "a higher --temperature, or train the LM longer")
+        stage("decode")
         full = torch.cat([prompt, codes], dim=1)  # decode in context, keep the new part
         wav = codec.decode(full[None])[0].float().cpu()
     hop = wav.shape[-1] / full.shape[1]
     wav = wav[:, int(round(prompt.shape[1] * hop)):].numpy()  # [C, T]
+    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]))
+
+
+def run(a: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiolm.sampling import SamplingConfig
+
+    models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
+    text = text_ids(models, a.text)
+    prompt_text = text_ids(models, a.prompt_text) if a.prompt_text else None
+    sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    torch.manual_seed(a.seed)
+    start = time.time()
+    prompt = read_prompt(a.prompt, models.codec.sample_rate)
+    result = clone_speech(models, prompt, text, prompt_text, sampling, a.max_seconds)
+    wav = result.wav
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, np.clip(wav, -1.0, 1.0).T, codec.sample_rate, subtype="PCM_16")
-    print(f"{out}: {wav.shape[-1] / codec.sample_rate:.2f} s ({codes.shape[1]} frames x {codes.shape[0]} "
-          f"codebooks) at {codec.sample_rate} Hz in {time.time() - start:.1f} s")
+    sf.write(out, np.clip(wav, -1.0, 1.0).T, result.sample_rate, subtype="PCM_16")
+    print(f"{out}: {wav.shape[-1] / result.sample_rate:.2f} s ({result.frames} frames x {result.codebooks} "
+          f"codebooks) at {result.sample_rate} Hz in {time.time() - start:.1f} s")
     return 0

@@ -15,7 +15,9 @@ the prompt followed by the continuation.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -78,25 +80,52 @@ def load_stage(ckpt: str, config: str | None, device: torch.device) -> torch.nn.
     return lm.model.to(device).eval()
 
 
-def run(args: argparse.Namespace) -> int:
-    import soundfile as sf
+@dataclass
+class ContinueModels:
+    """Loaded AudioLM stages and their codec; ``semantic``/``unit_model`` are None for the
+    codec-only path."""
 
-    from audiolm.models.audiolm_generate import continue_codes, continue_stack
-    from audiolm.sampling import SamplingConfig
+    tokenizer: Any
+    coarse: torch.nn.Module
+    fine: torch.nn.Module
+    semantic: torch.nn.Module | None
+    unit_model: Any
+    device: torch.device
+
+
+def load_continue_models(codec: str, coarse: str, fine: str, semantic: str | None = None,
+                         semantic_model: str | None = None, coarse_config: str | None = None,
+                         fine_config: str | None = None, semantic_config: str | None = None,
+                         device: str | None = None) -> ContinueModels:
+    """Load the codec and the stages of ``codeclm generate continue``."""
     from codec.load import load_tokenizer
-    from data.audio import read_audio, resample, to_channels
 
-    if bool(args.semantic) != bool(args.semantic_model):
+    if bool(semantic) != bool(semantic_model):
         raise ValueError("--semantic and --semantic-model go together: give both or neither")
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    tokenizer = load_tokenizer(args.codec, device=device)
-    coarse = load_stage(args.coarse, args.coarse_config, device)
-    fine = load_stage(args.fine, args.fine_config, device)
-    wav_np, sr = read_audio(args.prompt)
-    wav = torch.from_numpy(wav_np)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = load_tokenizer(codec, device=dev)
+    coarse_lm = load_stage(coarse, coarse_config, dev)
+    fine_lm = load_stage(fine, fine_config, dev)
+    semantic_lm = unit_model = None
+    if semantic:
+        from data.semantic import SemanticModel
+
+        semantic_lm = load_stage(semantic, semantic_config, dev)
+        unit_model = SemanticModel.load(semantic_model)
+    return ContinueModels(tokenizer, coarse_lm, fine_lm, semantic_lm, unit_model, dev)
+
+
+def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float, sampling,
+                    on_stage: Callable[[str], None] | None = None) -> tuple[torch.Tensor, int, int]:
+    """Prompt audio ``wav [C, T]`` at ``sr`` -> (``[C, T']`` the prompt and its continuation at the
+    codec's rate, prompt frames, new frames). ``on_stage`` hears "encode", "generate" and
+    "decode" as each begins."""
+    from audiolm.models.audiolm_generate import continue_codes, continue_stack
+    from data.audio import resample, to_channels
+
+    tokenizer, coarse, fine, device = models.tokenizer, models.coarse, models.fine, models.device
+    stage = on_stage or (lambda name: None)
+    stage("encode")
     audio = to_channels(resample(wav, sr, tokenizer.sample_rate), tokenizer.channels)
     with torch.no_grad():
         codes = tokenizer.encode(audio[None].to(device))[0]  # [K, Tp]
@@ -105,22 +134,39 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the codec gives {codes.shape[0]} codebooks, the fine model needs {k}: "
                          "use the codec the token shards were made with")
     codes = codes[:k]
-    frames = max(1, round(args.seconds * float(tokenizer.frame_rate)))
-    if args.semantic:
-        from data.semantic import SemanticModel
-
-        semantic = load_stage(args.semantic, args.semantic_config, device)
-        unit_model = SemanticModel.load(args.semantic_model)
-        units = unit_model.units(wav, sr).to(device)  # [Sp]
-        rate = float(unit_model.frame_rate) / float(tokenizer.frame_rate)
-        out = continue_stack(semantic, coarse, fine, units, codes, frames, sampling, units_per_frame=rate)
+    frames = max(1, round(seconds * float(tokenizer.frame_rate)))
+    stage("generate")
+    if models.semantic is not None:
+        units = models.unit_model.units(wav, sr).to(device)  # [Sp]
+        rate = float(models.unit_model.frame_rate) / float(tokenizer.frame_rate)
+        out = continue_stack(models.semantic, coarse, fine, units, codes, frames, sampling, units_per_frame=rate)
     else:
         out = continue_codes(coarse, fine, codes, frames, sampling)
+    stage("decode")
     with torch.no_grad():
         result = tokenizer.decode(out[None].to(device))[0].float().cpu()  # [C, T]
+    return result, int(codes.shape[-1]), frames
+
+
+def run(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from audiolm.sampling import SamplingConfig
+    from data.audio import read_audio
+
+    if bool(args.semantic) != bool(args.semantic_model):
+        raise ValueError("--semantic and --semantic-model go together: give both or neither")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    models = load_continue_models(args.codec, args.coarse, args.fine, args.semantic, args.semantic_model,
+                                  args.coarse_config, args.fine_config, args.semantic_config, args.device)
+    wav_np, sr = read_audio(args.prompt)
+    result, prompt_frames, frames = continue_speech(models, torch.from_numpy(wav_np), sr, args.seconds, sampling)
+    tokenizer = models.tokenizer
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(out_path), result.clamp(-1, 1).T.numpy(), int(tokenizer.sample_rate))
     print(f"wrote {out_path}: {result.shape[-1] / tokenizer.sample_rate:.2f} s "
-          f"({codes.shape[-1]} prompt + {frames} new frames)")
+          f"({prompt_frames} prompt + {frames} new frames)")
     return 0
