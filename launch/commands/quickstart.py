@@ -1,9 +1,10 @@
 """``codeclm quickstart``: the whole pipeline on the built-in corpus, under one folder.
 
 corpus (espeak-ng speech, training and held-out voices) -> text models -> tiny codec (GAN) ->
-exported codec -> a reconstructed example wav -> token shards. Every step reuses what an
-earlier run already made (an interrupted codec run resumes from its last checkpoint), so
-running it again is cheap.
+exported codec -> a reconstructed example wav -> token shards -> semantic units -> tiny language
+models (VALL-E AR + NAR; AudioLM semantic, coarse, fine) -> a voice clone and a continuation of
+a held-out voice as wav files. Every step reuses what an earlier run already made (an
+interrupted training run resumes from its last checkpoint), so running it again is cheap.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hours", type=float, default=1.0, help="hours of built-in speech (default 1)")
     p.add_argument("--speakers", type=int, default=48)
     p.add_argument("--codec-steps", type=int, default=None, help="optimizer steps of the tiny codec (default: the config's)")
+    p.add_argument("--lm-steps-scale", type=float, default=1.0,
+                   help="multiplies every tiny LM's optimizer steps (default 1; 0 skips the language models)")
     p.add_argument("--workers", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -38,7 +41,7 @@ def run(a: argparse.Namespace) -> None:
     out = Path(a.out)
     made: list[tuple[str, Path]] = []
     t0 = time.time()
-    steps = 6
+    steps = 9 if a.lm_steps_scale > 0 else 6
 
     _step(1, steps, "speech corpus: espeak-ng, many synthetic speakers -> webdataset shards")
     shards, val = out / "shards" / "speech", out / "shards" / "speech-val"
@@ -82,13 +85,40 @@ def run(a: argparse.Namespace) -> None:
     tokenize_shards(load_tokenizer(str(export)), str(shards), tokens, batch_size=16)
     made.append(("token shards", tokens))
 
+    if a.lm_steps_scale > 0:
+        made += _language_models(out, shards, val, tokens, export, phon_path, a.lm_steps_scale, steps)
+
     (out / "summary.json").write_text(json.dumps({"corpus": summary, "made": {k: str(v) for k, v in made}}, indent=1))
     print(f"\nquickstart done in {time.time() - t0:.0f}s. Made under {out}/:")
     for what, path in made:
         print(f"  {what:22s} {path}")
     print(f"  {'summary':22s} {out / 'summary.json'}")
     print(f"\nInspect: tar tf {shards}/speech-000000.tar | head ; codeclm data info {shards}")
-    print(f"Training curves: tensorboard --logdir {out / 'codec'}")
+    print(f"Training curves: tensorboard --logdir {out}")
+    if a.lm_steps_scale > 0:
+        from launch.commands.quickstart_lm import demo_command
+
+        print(f"\nHear the models in a browser:\n  {demo_command(out, export, phon_path)}")
+
+
+def _language_models(out: Path, shards: Path, val: Path, tokens: Path, export: Path, phonemes: Path,
+                     scale: float, steps: int) -> list[tuple[str, Path]]:
+    from launch.commands import quickstart_lm as qlm
+
+    _step(7, steps, "semantic units: k-means over MFCC frames, written into the token shards")
+    made = [("semantic unit model", qlm.semantic_units(out, shards, tokens))]
+    _step(8, steps, "tiny language models: VALL-E (AR, NAR) and AudioLM (semantic, coarse, fine)")
+    ckpts = {}
+    for stage in qlm.STAGES:
+        print(f"-- {stage.name} (configs/lm/{stage.name}-tiny.yaml)", flush=True)
+        ckpts[stage.name] = qlm.train_stage(out, stage, tokens, phonemes, scale)
+        made.append((f"{stage.name} LM checkpoint", ckpts[stage.name]))
+    _step(9, steps, "generate: a voice clone and a continuation of a held-out voice")
+    from codec.export import load_export
+
+    prompt, text = qlm.write_prompt(val, out / "examples", load_export(export).sample_rate)
+    made += qlm.generate(out, export, phonemes, prompt, text, ckpts)
+    return made
 
 
 def _train_codec(out: Path, shards: Path, val: Path, max_steps: int | None) -> Path:

@@ -1,0 +1,140 @@
+"""The language-model half of ``codeclm quickstart``: semantic units, tiny LMs, generations.
+
+token shards -> semantic units (k-means over MFCC frames) written into the token shards ->
+tiny VALL-E (AR + NAR) and AudioLM stages (semantic, coarse, fine) trained with ``codeclm lm
+fit`` -> a voice clone and a continuation of a held-out voice, written as wav files through the
+same ``codeclm generate`` commands a user runs. Every run resumes from its last checkpoint and a
+finished one is reused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+CLONE_TEXT = "The little boat drifted slowly past the old harbour wall."
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # configs/lm/{name}-tiny.yaml, runs under OUT/lm/{name}
+    steps: int  # optimizer steps at --lm-steps-scale 1
+    phonemes: bool  # reads the phoneme vocabulary (VALL-E)
+
+
+STAGES = (
+    Stage("valle-ar", 1500, True),
+    Stage("valle-nar", 600, True),
+    Stage("semantic", 600, False),
+    Stage("coarse", 800, False),
+    Stage("fine", 500, False),
+)
+
+
+def stage_ckpt(out: Path, name: str) -> Path:
+    return out / "lm" / name / "run" / "checkpoints" / "last.ckpt"
+
+
+def semantic_units(out: Path, shards: Path, tokens: Path) -> Path:
+    """Fit the k-means units (reused when present) and write them into the token shards."""
+    from audiolm.semantic_labels import add_semantic_units
+    from data.semantic import SemanticConfig, SemanticModel, fit_semantic
+
+    folder = out / "semantic"
+    if (folder / "config.json").exists():
+        print(f"reusing {folder}")
+        model = SemanticModel.load(folder)
+    else:
+        cfg = SemanticConfig(features="mfcc", n_units=100, frame_rate=50.0, sample_rate=16000, max_frames=100_000)
+        model = fit_semantic(str(shards), cfg, folder)
+    summary = add_semantic_units(model, str(shards), tokens)
+    print(f"semantic units {model.semantic_id}: {summary.labelled} shards labelled, {summary.kept} already were")
+    return folder
+
+
+def train_stage(out: Path, stage: Stage, tokens: Path, phonemes: Path, scale: float) -> Path:
+    """Train (or resume, or reuse) one tiny LM stage with ``codeclm lm fit``; its last checkpoint."""
+    from launch.commands.lm_fit import run as fit
+
+    root = out / "lm" / stage.name
+    last, done = stage_ckpt(out, stage.name), root / "DONE"
+    if done.exists() and last.exists():
+        print(f"reusing {last}")
+        return last
+    steps = max(1, round(stage.steps * scale))
+    args = ["--config", str(REPO / "configs" / "lm" / f"{stage.name}-tiny.yaml"), "--data.shards", str(tokens),
+            "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root),
+            "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
+            "--trainer.logger.save_dir", str(out / "lm"), "--trainer.logger.name", stage.name,
+            "--trainer.logger.version", "run", "--trainer.callbacks.every_n_train_steps", str(max(1, min(200, steps)))]
+    if stage.phonemes:
+        args += ["--data.text_model", str(phonemes)]
+    if last.exists():
+        print(f"resuming from {last}")
+        args += ["--ckpt_path", str(last)]
+    t0 = time.time()
+    fit(args)
+    if not last.exists():
+        raise RuntimeError(f"`codeclm lm fit` for {stage.name} wrote no checkpoint at {last}")
+    done.write_text("trained\n")
+    print(f"{stage.name}: {steps} steps in {time.time() - t0:.0f}s")
+    return last
+
+
+def write_prompt(val: Path, folder: Path, sample_rate: int, seconds: float = 3.0) -> tuple[Path, str]:
+    """A held-out voice's utterance of at least ``seconds`` (the longest if none is), cut to at
+    most 6 s, as ``prompt.wav``; returns the path and its transcript."""
+    import soundfile as sf
+
+    from data.datamodule import AudioLoaderConfig, audio_dataset
+    from data.webdataset import ShardLoader
+
+    cfg = AudioLoaderConfig(sample_rate=sample_rate, crop_seconds=None, batch_size=1)
+    best = None
+    for batch in ShardLoader(audio_dataset(str(val), cfg, train=False)):
+        n = int(batch.lengths[0])
+        if best is None or n > best[0]:
+            best = (n, batch.audio[0, 0, :n], batch.texts[0])
+        if n >= seconds * sample_rate:
+            break
+    if best is None:
+        raise RuntimeError(f"no readable utterance in {val} to prompt with")
+    n, wav, text = best
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "prompt.wav"
+    sf.write(path, wav[: int(6 * sample_rate)].numpy(), sample_rate)
+    return path, text
+
+
+def generate(out: Path, export: Path, phonemes: Path, prompt: Path, prompt_text: str,
+             ckpts: dict[str, Path]) -> list[tuple[str, Path]]:
+    """A voice clone and a continuation of ``prompt``, through the ``codeclm generate`` commands."""
+    from launch.cli import main
+
+    folder = out / "examples"
+    clone, cont = folder / "clone.wav", folder / "continuation.wav"
+    print(f"prompt {prompt} ({prompt_text!r})")
+    rc = main(["generate", "clone", "--codec", str(export), "--ar", str(ckpts["valle-ar"]), "--nar",
+               str(ckpts["valle-nar"]), "--prompt", str(prompt), "--prompt-text", prompt_text, "--text", CLONE_TEXT,
+               "--text-model", str(phonemes), "--temperature", "0.8", "--top-k", "50", "--seed", "0",
+               "--max-seconds", "6", "--out", str(clone)])
+    if rc:
+        raise RuntimeError("`codeclm generate clone` failed (see above)")
+    rc = main(["generate", "continue", "--codec", str(export), "--semantic", str(ckpts["semantic"]),
+               "--semantic-model", str(out / "semantic"), "--coarse", str(ckpts["coarse"]), "--fine",
+               str(ckpts["fine"]), "--prompt", str(prompt), "--seconds", "4", "--temperature", "0.8",
+               "--top-k", "50", "--seed", "0", "--out", str(cont)])
+    if rc:
+        raise RuntimeError("`codeclm generate continue` failed (see above)")
+    return [("prompt", prompt), (f"voice clone ({CLONE_TEXT[:24]}...)", clone), ("continuation", cont)]
+
+
+def demo_command(out: Path, export: Path, phonemes: Path) -> str:
+    """The ``codeclm demo`` line for the models the quickstart trained."""
+    c = {name: stage_ckpt(out, name) for name in ("valle-ar", "valle-nar", "semantic", "coarse", "fine")}
+    return (f"codeclm demo --codec {export} --ar {c['valle-ar']} --nar {c['valle-nar']} --text-model {phonemes} "
+            f"--semantic {c['semantic']} --semantic-model {out / 'semantic'} --coarse {c['coarse']} "
+            f"--fine {c['fine']}")
