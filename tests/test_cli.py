@@ -48,7 +48,8 @@ def test_console_script_help_lists_the_stages():
 @pytest.mark.slow
 def test_quickstart_end_to_end_and_rerun(tmp_path, capsys):
     out = tmp_path / "qs"
-    args = ["quickstart", "--out", str(out), "--hours", "0.01", "--speakers", "4", "--codec-steps", "6", "--workers", "1"]
+    args = ["quickstart", "--out", str(out), "--hours", "0.03", "--speakers", "4", "--codec-steps", "6",
+            "--lm-steps-scale", "0.002", "--workers", "1"]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "quickstart done" in first
@@ -58,6 +59,13 @@ def test_quickstart_end_to_end_and_rerun(tmp_path, capsys):
     wav, sr = sf.read(out / "examples" / "original.wav")
     rec, sr2 = sf.read(next((out / "examples").glob("reconstruction-*.wav")))
     assert sr == sr2 == 16000 and len(rec) == len(wav) and np.isfinite(rec).all()
+    # the language models' generations: a clone of the held-out prompt voice and a continuation
+    prompt, _ = sf.read(out / "examples" / "prompt.wav")
+    clone, sr3 = sf.read(out / "examples" / "clone.wav")
+    cont, sr4 = sf.read(out / "examples" / "continuation.wav")
+    assert sr3 == sr4 == 16000 and 0 < len(clone) <= 6 * 16000 and np.isfinite(clone).all()
+    assert len(cont) >= len(prompt) + 4 * 16000 - 320, (len(cont), len(prompt))  # prompt + 4 s, to a frame
+    assert "codeclm demo --codec" in first
     # a second run reuses everything
     assert main(args) == 0
     assert "reusing" in capsys.readouterr().out
