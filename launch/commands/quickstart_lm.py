@@ -26,11 +26,11 @@ class Stage:
 
 
 STAGES = (
-    Stage("valle-ar", 1500, True),
-    Stage("valle-nar", 600, True),
-    Stage("semantic", 600, False),
-    Stage("coarse", 800, False),
-    Stage("fine", 500, False),
+    Stage("valle-ar", 600, True),
+    Stage("valle-nar", 200, True),
+    Stage("semantic", 300, False),
+    Stage("coarse", 300, False),
+    Stage("fine", 200, False),
 )
 
 
