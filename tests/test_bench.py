@@ -16,6 +16,7 @@ EXPECTED = {
     "loader": {"eval_w0", "train_w0", "eval_w1", "train_w1"},
     "codec": {"params", "train_step", "encode_6kbps", "decode_6kbps"},
     "lm": {"params", "train_step", "train_tflops"},
+    "decode": {"decode_b1", "decode_b16", "decode_b64"},  # graph_bB rows only on CUDA
 }
 
 
@@ -108,3 +109,59 @@ def test_codec_bench_step_matches_the_lightning_module(tmp_path):
         assert math.isclose(ours[key], logged[key], rel_tol=1e-5), (key, ours[key], logged[key])
     # computed after the discriminator's update, so float rounding there shows a little
     assert math.isclose(ours["feature"], logged["feature"], rel_tol=1e-2)
+
+
+def load_bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return mod
+
+
+def test_decode_bench_variants_agree_and_its_check_catches_broken_caches(monkeypatch):
+    """bench/decode.py's cached loop and fixed-shape (graph-ready) step generate what the uncached
+    forward generates; a cache that loses keys/values makes its pre-timing check raise."""
+    import pytest
+    import torch
+
+    from audiolm.nn.kv_cache import KVCache
+    from audiolm.sampling import sample
+
+    bench = load_bench_module("decode")
+    static = sys.modules["bench._static_decode"]
+    model = bench.build_model(bench.PRESETS["smoke"]).eval()
+    prompt = torch.randint(0, bench.VOCAB, (3, 5), generator=torch.Generator().manual_seed(1))
+    info = bench.check_decoding(model, prompt, 8)
+    assert info["check_variants"] == ["cached", "cached (forced)", "static step", "static step (forced)"]
+    assert info["check_max_logit_diff"] < 1e-5
+
+    # sampled (temperature, top-k): the same global seed draws the same tokens on every path
+    sampler = lambda logits: sample(logits, temperature=0.9, top_k=64)  # noqa: E731
+    torch.manual_seed(7)
+    cached = bench.generate_cached(model, prompt, 10, model.transformer.make_cache(3, 15), sampler)
+    torch.manual_seed(7)
+    uncached = bench.generate_uncached(model, prompt, 10, sampler)
+    torch.manual_seed(7)
+    decoder = static.StaticDecoder(model, 3, 15, sampler, bucket=4, graphs=False)
+    stepped = decoder.generate(prompt, 10)
+    assert decoder.max_len == 16 and decoder.graphs == {}
+    assert cached.shape == (3, 10) and torch.equal(cached, uncached) and torch.equal(stepped, cached)
+
+    def forgetful_update(self, layer, k, v):  # keeps nothing: each token sees only itself
+        return k, v
+
+    with monkeypatch.context() as m:
+        m.setattr(KVCache, "update", forgetful_update)
+        with pytest.raises(RuntimeError, match="the cached decode's"):
+            bench.check_decoding(model, prompt, 8)
+
+    def unwritten_update(self, layer, k, v):  # reads the window without writing the new slot
+        return self.cache.k[layer, :, :, :self.k_len], self.cache.v[layer, :, :, :self.k_len]
+
+    monkeypatch.setattr(static.PositionCache, "update", unwritten_update)
+    with pytest.raises(RuntimeError, match="the static step decode's"):
+        bench.check_decoding(model, prompt, 8)
