@@ -223,6 +223,7 @@ def run(device: torch.device, preset_name: str, bucket: int | None = None, log=s
         fns = {"cached": partial(generate_cached, model, prompt, p.steps, cache, sampler),
                "uncached": partial(generate_uncached, model, prompt, p.steps, sampler)}
         cfg = {**common, "batch": b, **checks[b]}
+        decoder = None
         if graphs:
             decoder = StaticDecoder(model, b, p.prompt + p.steps, sampler, p.bucket)
             cfg["graphs_captured"] = decoder.capture(p.prompt, p.steps)
@@ -236,7 +237,7 @@ def run(device: torch.device, preset_name: str, bucket: int | None = None, log=s
         if graphs:
             rows.append({"bench": BENCH, "figure": f"graph_b{b}", "ours": rate["graph"], "reference": rate["cached"],
                          "ratio": rate["graph"] / rate["cached"], "unit": "steps/s", "device": dev, "config": cfg})
-        del fns, cache
+        del fns, cache, decoder  # free this batch's caches (and graphs) before the next
     return rows
 
 
