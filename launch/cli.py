@@ -6,6 +6,7 @@
     codeclm lm fit ...
     codeclm generate clone|continue|music ...
     codeclm quickstart
+    codeclm demo ...
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
 the full traceback.
@@ -24,6 +25,7 @@ from launch.commands import generate as generate_cmds
 from launch.commands import lm as lm_cmds
 from launch.commands import quickstart as quickstart_cmd
 from launch.commands import semantic as semantic_cmds
+from launch.demo import command as demo_cmd
 
 GROUPS = {
     "data": (data_cmds, "build corpora, shard audio, train text models"),
@@ -36,11 +38,12 @@ GROUPS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,quickstart}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,quickstart,demo}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
     quickstart_cmd.register(sub)
+    demo_cmd.register(sub)
     return parser
 
 
