@@ -15,6 +15,12 @@ itself which shards each rank and worker reads:
 
 Order is a pure function of (seed, epoch, rank, worker, shards). Bad samples are skipped and
 counted by reason (:class:`data.skips.SkipCounter`), never fatal.
+
+In training the shuffle buffer holds raw (undecoded) samples and each sample's random crop comes
+from a generator seeded by its position in the stream, so a slot's stream can be replayed up to
+any position without decoding: :class:`ShardLoader` saves the position in checkpoints
+(``state_dict``) and a resumed run continues with exactly the batches that would have followed
+(see :mod:`data.loader_state`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.gopen import gopen
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from data.loader_state import LoaderPosition, ResumePlan, loader_state, plan_from_state, worker_share
 from data.skips import SkipCounter, log
 from data.urls import ShardSet, expand_urls
 
@@ -104,7 +111,9 @@ class ShardDataset(IterableDataset):
         self.world = world  # (rank, world_size) override, else torch.distributed's
         self._resolved_world: tuple[int, int] | None = None
         self.epoch = 0
-        self.num_workers = 1  # set by make_loader; needed for __len__
+        self.num_workers = 1  # set by ShardLoader; needed for __len__
+        self.resume: ResumePlan | None = None  # set by ShardLoader for the next pass
+        self.tag_batches = False  # ShardLoader: training yields (batch, (slot, cursor)) to track the position
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -138,7 +147,7 @@ class ShardDataset(IterableDataset):
 
     @staticmethod
     def _worker_share(n: int, worker: int, workers: int) -> int:
-        return n // workers + (1 if worker < n % workers else 0)
+        return worker_share(n, worker, workers)
 
     # -- reading -----------------------------------------------------------------------------
     def _read_shard(self, url: str) -> Iterator[dict]:
@@ -150,8 +159,8 @@ class ShardDataset(IterableDataset):
             if item is not None:
                 yield item
 
-    def _train_stream(self, rank: int, world: int, wid: int, nw: int, rng: random.Random,
-                      gen: torch.Generator) -> Iterator[dict]:
+    def _train_stream(self, rank: int, world: int, wid: int, nw: int, rng: random.Random) -> Iterator[dict]:
+        """Raw samples of slot ``(rank, wid)``: shards drawn with replacement from its share."""
         slots, slot = world * nw, rank * nw + wid
         urls = self.shards.urls
         if len(urls) >= slots:
@@ -162,9 +171,9 @@ class ShardDataset(IterableDataset):
         while True:
             url = rng.choice(urls)
             got = False
-            for item in self._items(self._read_shard(url), gen):
+            for sample in self._read_shard(url):
                 got = True
-                yield item
+                yield sample
             empty_reads = 0 if got else empty_reads + 1
             if empty_reads > 2 * len(urls) + 8:
                 raise RuntimeError(f"no readable samples in {len(urls)} shards (last tried {url}); see the skip log")
@@ -197,20 +206,47 @@ class ShardDataset(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         rank, world = self._rank_world()
         wid, nw = worker_slot()
+        if not self.train:
+            return self._eval_batches(rank, world, wid, nw)
+        plan = self.resume  # read now: a DataLoader without workers starts the generator later
+        return self._train_batches(rank, world, plan.slot(wid, nw) if plan else wid, nw, plan)
+
+    def _train_batches(self, rank: int, world: int, slot: int, nw: int, plan: ResumePlan | None) -> Iterator[Any]:
+        """Batches of worker slot ``slot``, after skipping the ``plan``'s share of it undecoded."""
+        rng = random.Random(f"codeclm-{self.seed}-{self.epoch}-{rank}-{slot}-{nw}")
+        base, gen = rng.getrandbits(62), torch.Generator()
+        skip, done = (plan.cursors[slot], plan.batches[slot]) if plan else (0, 0)
+        quota = self._worker_share(self.batches_per_rank(), slot, nw) - done
+        raw = self._shuffle(self._train_stream(rank, world, slot, nw, rng), rng)
+        cursor = 0
+        if quota > 0:
+            for _ in range(skip):  # fast-forward: samples (keys and bytes) pass, nothing is decoded
+                next(raw)
+                cursor += 1
+        batch: list[dict] = []
+        made, failed = 0, 0
+        while made < quota:
+            sample = next(raw)
+            cursor += 1
+            gen.manual_seed(_mix(base, cursor))
+            item = self.decode(sample, gen)
+            if item is None:
+                failed += 1
+                if failed > MAX_FAILED_IN_A_ROW:
+                    raise RuntimeError(f"no readable samples in the last {failed} read from {len(self.shards.urls)} "
+                                       f"shards (last in {sample.get('__url__', '?')}); see the skip log")
+                continue
+            failed = 0
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                out = self.collate(batch)
+                yield (out, (slot, cursor)) if self.tag_batches else out
+                batch, made = [], made + 1
+
+    def _eval_batches(self, rank: int, world: int, wid: int, nw: int) -> Iterator[Any]:
         rng = random.Random(f"codeclm-{self.seed}-{self.epoch}-{rank}-{wid}-{nw}")
         gen = torch.Generator().manual_seed(rng.getrandbits(62))
-        if self.train:
-            quota = self._worker_share(self.batches_per_rank(), wid, nw)
-            items = self._shuffle(self._train_stream(rank, world, wid, nw, rng, gen), rng)
-            batch: list[dict] = []
-            made = 0
-            while made < quota:
-                batch.append(next(items))
-                if len(batch) == self.batch_size:
-                    yield self.collate(batch)
-                    batch, made = [], made + 1
-            return
-        batch = []
+        batch: list[dict] = []
         for item in self._items(self._eval_stream(rank, world, wid, nw), gen):
             batch.append(item)
             if len(batch) == self.batch_size:
@@ -220,15 +256,38 @@ class ShardDataset(IterableDataset):
             yield self.collate(batch)
 
 
+MAX_FAILED_IN_A_ROW = 1000  # undecodable samples in a row before a training stream gives up
+
+
+def _mix(base: int, n: int) -> int:
+    """A 62-bit seed for sample ``n`` of a stream (a splitmix64 step)."""
+    z = (base + (n + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) >> 2
+
+
 class ShardLoader(DataLoader):
     """A DataLoader over a :class:`ShardDataset` that advances the dataset's epoch on every pass
-    (or takes it from :meth:`set_epoch`), so each epoch reads a new, reproducible order."""
+    (or takes it from :meth:`set_epoch`), so each epoch reads a new, reproducible order.
+
+    It is stateful: ``state_dict()`` is the position in the current training epoch (epoch,
+    batches taken, and per rank and worker slot the raw-sample cursor; a collective under
+    torch.distributed, called on every rank when Lightning saves a checkpoint) and
+    ``load_state_dict()`` makes the next pass continue from there. Lightning's fit loop calls
+    both for its training loader. Its own ``generator`` draws the workers' base seed, so starting
+    an epoch leaves the global torch RNG alone.
+    """
 
     def __init__(self, dataset: ShardDataset, num_workers: int = 0, pin_memory: bool = False, **kw: Any) -> None:
         dataset.num_workers = max(1, num_workers)
+        dataset.tag_batches = dataset.train
         kw.setdefault("batch_size", None)
+        kw.setdefault("generator", torch.Generator().manual_seed(dataset.seed))
         super().__init__(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)
         self._next_epoch: int | None = None
+        self._resume: ResumePlan | None = None
+        self._position: LoaderPosition | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self._next_epoch = epoch
@@ -239,4 +298,30 @@ class ShardLoader(DataLoader):
             ds.set_epoch(self._next_epoch)
         self._next_epoch = ds.epoch + 1
         ds.resolve_world()
-        return super().__iter__()
+        ds.resume, self._resume = self._resume, None  # pickled into the workers with the dataset
+        self._position = LoaderPosition.start(ds.epoch, ds.num_workers, ds.resume)
+        batches = super().__iter__()
+        return self._tracked(batches, self._position) if ds.tag_batches else batches
+
+    @staticmethod
+    def _tracked(batches, position: LoaderPosition):
+        for batch, (slot, cursor) in batches:
+            position.advance(slot, cursor)
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        ds = self.dataset
+        rank, world = ds._rank_world()
+        pos = self._position or LoaderPosition.start(
+            self._next_epoch if self._next_epoch is not None else ds.epoch, ds.num_workers, None)
+        return loader_state(pos, rank, world, ds.batch_size, ds.seed)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ds = self.dataset
+        if not ds.train:
+            return
+        ds.resolve_world()
+        rank, world = ds._rank_world()
+        epoch, plan = plan_from_state(state, rank, world, ds.num_workers, ds.batch_size, ds.seed, ds.batches_per_rank())
+        self._next_epoch, self._resume = epoch, plan
+        self._position = LoaderPosition.start(epoch, ds.num_workers, plan)  # until the next pass starts
