@@ -1,7 +1,9 @@
 """One LightningModule for every language-model stage: the stage model is passed in.
 
 A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; this module adds
-the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy.
+the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy. A step
+whose loss or gradients are not finite on any rank is skipped on all of them
+(:mod:`launch.numerics`).
 Precision (bf16 on GPU), compilation and parallelism come from the Trainer.
 """
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from audiolm.output import LMOutput
 from data.batch import TokenBatch
+from launch.numerics import NonFiniteGuard
 
 
 @dataclass
@@ -35,14 +38,18 @@ class LMModule(L.LightningModule):
     """Args:
         model: the stage model (``audiolm.models.*``), built from its own config.
         optim: optimizer settings (:class:`LMOptimConfig`).
+        max_nonfinite_steps: stop (with a debug checkpoint) after this many skipped non-finite
+            steps in a row.
     """
 
-    def __init__(self, model: nn.Module, optim: LMOptimConfig | None = None) -> None:
+    def __init__(self, model: nn.Module, optim: LMOptimConfig | None = None, max_nonfinite_steps: int = 5) -> None:
         super().__init__()
         if not callable(getattr(model, "loss", None)):
             raise ValueError(f"{type(model).__name__} has no loss(batch) method: it is not a stage model")
         self.model = model
         self.optim_cfg = optim or LMOptimConfig()
+        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
+        self._step_losses: list[torch.Tensor] = []  # the losses behind the next optimizer step
 
     def _log_output(self, out: LMOutput, stage: str, batch_size: int) -> None:
         sync = stage != "train"
@@ -55,7 +62,23 @@ class LMModule(L.LightningModule):
     def training_step(self, batch: TokenBatch, batch_idx: int) -> torch.Tensor:
         out = self.model.loss(batch)
         self._log_output(out, "train", len(batch))
+        self._step_losses.append(out.loss.detach())
         return out.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        losses, self._step_losses = self._step_losses, []
+        ok = self.nonfinite.finite(self, torch.stack(losses) if losses else None, params)
+        if not ok:
+            self.nonfinite.drop_gradients(params)
+        self.nonfinite.record(self, ok)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nonfinite"] = self.nonfinite.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "nonfinite" in checkpoint:
+            self.nonfinite.load_state_dict(checkpoint["nonfinite"])
 
     def validation_step(self, batch: TokenBatch, batch_idx: int) -> None:
         self._log_output(self.model.loss(batch), "val", len(batch))

@@ -20,8 +20,16 @@ class CodeclmCLI(LightningCLI):
         parser.set_defaults({"trainer.default_root_dir": "runs/train"})
 
 
+def default_callbacks() -> list:
+    """Callbacks every training run gets, besides those its config names."""
+    from launch.rng_state import RNGStateCallback
+
+    return [RNGStateCallback()]  # per-rank random states in checkpoints: exact resumption
+
+
 def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
     """``fit`` with a model and datamodule class; configs are saved beside the logs."""
     CodeclmCLI(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
-               save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+               save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
+               trainer_defaults={"callbacks": default_callbacks()})
     return 0
