@@ -5,7 +5,9 @@ One step: the discriminators learn to tell real from reconstructed audio (hinge 
 then the codec learns from L1 + multi-scale mel reconstruction, the adversarial and
 feature-matching losses, and the quantizer's commitment loss, either as a weighted sum or
 through the gradient balancer. Validation reports mel distance, STFT distance and SI-SDR at
-several bitrates, and logs audio and spectrograms.
+several bitrates, and logs audio and spectrograms. A step whose losses or gradients are not finite
+on any rank is skipped on all of them (:mod:`launch.numerics`): a skipped generator step also
+leaves the codec's buffers (EMA codebooks) and the balancer as they were before the batch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from codec.media import log_audio_examples
 from codec.quantize import code_stats, collapse_warning
 from codec.training import CodecLossConfig, OptimConfig, ValidationConfig, make_optimizer
 from data.batch import AudioBatch
+from launch.numerics import NonFiniteGuard, restore_tensors, snapshot_tensors
 
 log = logging.getLogger("codeclm.codec")
 
@@ -41,12 +44,14 @@ class CodecModule(L.LightningModule):
         discriminator_sizes: their sizes (:class:`DiscriminatorsConfig`); ``tiny_discriminators``
             picks the few-thousand-parameter sizes for CPU runs.
         losses, optim, validation: see :mod:`codec.training`.
+        max_nonfinite_steps: stop (with a debug checkpoint) after this many batches in a row
+            with a skipped non-finite step.
     """
 
     def __init__(self, codec: CodecConfig, discriminators: list[str] | None = None,
                  discriminator_sizes: DiscriminatorsConfig | None = None, tiny_discriminators: bool = False,
                  losses: CodecLossConfig | None = None, optim: OptimConfig | None = None,
-                 validation: ValidationConfig | None = None) -> None:
+                 validation: ValidationConfig | None = None, max_nonfinite_steps: int = 5) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.codec: Codec = build_codec(codec)
@@ -64,6 +69,7 @@ class CodecModule(L.LightningModule):
         self._val_examples: list[tuple[torch.Tensor, torch.Tensor]] = []
         # batches trained so far (Lightning's global_step counts both optimizers' steps)
         self.register_buffer("batches_trained", torch.zeros((), dtype=torch.long))
+        self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
 
     # -- optimizers ------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -80,17 +86,24 @@ class CodecModule(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
         real = batch.audio  # [B, C, T]
+        buffers = [b.detach().clone() for b in self.codec.buffers()]  # restored if the step is skipped
+        balancer = snapshot_tensors(self.balancer) if self.balancer is not None else None
         out = parallel(self, "codec")(real)
         fake = out.audio
         adversarial = self.adversarial_active
         logs: dict[str, torch.Tensor] = {}
+        ok_d = True
 
         if adversarial:  # discriminator step on detached reconstructions, one forward for both
             d_real, d_fake = self._discriminate(real, fake.detach(), detach_real=False)
             loss_d = discriminator_loss(self.loss_cfg.adversarial_kind, d_real.logits, d_fake.logits)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
-            self.clip_gradients(opt_d, gradient_clip_val=self.optim_cfg.grad_clip_discriminator, gradient_clip_algorithm="norm")
+            ok_d = self.nonfinite.finite(self, loss_d, self.discriminator.parameters())
+            if ok_d:
+                self.clip_gradients(opt_d, gradient_clip_val=self.optim_cfg.grad_clip_discriminator, gradient_clip_algorithm="norm")
+            else:
+                opt_d.zero_grad(set_to_none=True)  # the step below changes nothing
             opt_d.step()
             logs["train/d_loss"] = loss_d.detach()
 
@@ -110,7 +123,16 @@ class CodecModule(L.LightningModule):
             total = sum(weights[k] * v for k, v in losses.items()) + self.loss_cfg.commitment * q.loss
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg.grad_clip, gradient_clip_algorithm="norm")
+        ok_g = self.nonfinite.finite(self, torch.stack([total.detach(), *(v.detach() for v in losses.values())]),
+                                     self.codec.parameters())
+        if ok_g:
+            self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg.grad_clip, gradient_clip_algorithm="norm")
+        else:
+            opt_g.zero_grad(set_to_none=True)
+            for b, saved in zip(self.codec.buffers(), buffers):
+                b.copy_(saved)
+            if balancer is not None:
+                restore_tensors(self.balancer, balancer)
         opt_g.step()
         if adversarial:
             self.discriminator.zero_grad(set_to_none=True)  # the generator step left gradients there
@@ -118,6 +140,7 @@ class CodecModule(L.LightningModule):
         if adversarial:
             sch_d.step()
         self.batches_trained += 1
+        self.nonfinite.record(self, ok_g and ok_d, f"{'generator' if not ok_g else 'discriminator'} loss or gradients")
 
         logs.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "mel"})
         logs["train/commit"] = q.commit_loss.detach()
@@ -185,9 +208,12 @@ class CodecModule(L.LightningModule):
     # -- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["codec_config"] = self.codec.cfg.to_dict()
+        checkpoint["nonfinite"] = self.nonfinite.state_dict()
         if self.balancer is not None:
             checkpoint["balancer"] = self.balancer.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.balancer is not None and "balancer" in checkpoint:
             self.balancer.load_state_dict(checkpoint["balancer"])
+        if "nonfinite" in checkpoint:
+            self.nonfinite.load_state_dict(checkpoint["nonfinite"])

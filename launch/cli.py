@@ -5,7 +5,9 @@
     codeclm semantic fit ...
     codeclm lm fit ...
     codeclm generate clone|continue|music ...
+    codeclm eval codec|tts|continue ...
     codeclm quickstart
+    codeclm bench
     codeclm demo ...
 
 Errors a user can cause end in one line (``codeclm: error: ...``); set ``CODECLM_DEBUG=1`` for
@@ -19,8 +21,10 @@ import logging
 import os
 import sys
 
+from launch.commands import bench as bench_cmd
 from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
+from launch.commands import eval as eval_cmds
 from launch.commands import generate as generate_cmds
 from launch.commands import lm as lm_cmds
 from launch.commands import quickstart as quickstart_cmd
@@ -33,16 +37,18 @@ GROUPS = {
     "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
     "lm": (lm_cmds, "train audio language models: fit"),
     "generate": (generate_cmds, "generate audio with trained models: clone, continue, music"),
+    "eval": (eval_cmds, "measure codecs (beside Opus, Codec2, EnCodec) and voice cloning / continuation"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,quickstart,demo}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,eval,quickstart,bench,demo}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
     quickstart_cmd.register(sub)
+    bench_cmd.register(sub)
     demo_cmd.register(sub)
     return parser
 
@@ -68,6 +74,10 @@ FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit", ("lm", "fit"): "l
 def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # bench/run.py parses its own options
+        from launch.commands import bench
+
+        return bench.main(argv[1:])
     if tuple(argv[:2]) in FIT_COMMANDS:
         import importlib
 

@@ -101,6 +101,7 @@ class CloneResult:
     sample_rate: int
     frames: int
     codebooks: int
+    limit: int = 0  # the most frames the AR stage could add; frames == limit: it never chose EOS
 
 
 def load_clone_models(codec: str, ar: str, nar: str, text_model: str = DEFAULT_TEXT_MODEL, voice: str = "en-us",
@@ -168,7 +169,7 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
         wav = codec.decode(full[None])[0].float().cpu()
     hop = wav.shape[-1] / full.shape[1]
     wav = wav[:, int(round(prompt.shape[1] * hop)):].numpy()  # [C, T]
-    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]))
+    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), min(max_frames, room))
 
 
 def run(a: argparse.Namespace) -> int:
