@@ -99,7 +99,7 @@ def _read_state_dict(variant: Variant, path: Path) -> Mapping[str, torch.Tensor]
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+            found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
             if found:
                 raise ValueError(
                     f"{path}: refused: it holds the Python object {found.group(1)}, not only tensors, and loading "

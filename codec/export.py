@@ -130,7 +130,7 @@ def load_checkpoint(ckpt_path: str | Path) -> Codec:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
         if found:
             raise ValueError(f"{path}: refused: it holds the Python object {found.group(1)}, not only tensors and "
                              "plain data, and loading it could run code; use a checkpoint written by "

@@ -22,7 +22,8 @@ def _loss(module: L.LightningModule, outputs) -> float:
 
 class RecordSteps(L.Callback):
     """``steps``: ``(global_step, batch keys, loss)`` per training batch; also appended to
-    ``path`` (JSON lines) when given, so a killed process leaves its record behind."""
+    ``path`` (JSON lines) when given, so a killed process leaves its record behind. A ``{rank}``
+    in ``path`` gives every rank its own file; without it only rank 0 writes."""
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
@@ -31,8 +32,8 @@ class RecordSteps(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         row = (int(trainer.global_step), list(batch.keys), _loss(pl_module, outputs))
         self.steps.append(row)
-        if self.path and trainer.global_rank == 0:
-            with open(self.path, "a") as f:
+        if self.path and ("{rank}" in self.path or trainer.global_rank == 0):
+            with open(self.path.replace("{rank}", str(trainer.global_rank)), "a") as f:
                 f.write(json.dumps(row) + "\n")
 
 
@@ -50,6 +51,18 @@ class KillAfterCheckpoint(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SignalAtStep(L.Callback):
+    """Send ``signal`` (a name: SIGTERM, SIGUSR1) to this process when global step ``step`` ends,
+    on rank ``rank`` only: what a cluster does to one task."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM", rank: int = 0) -> None:
+        self.step, self.signal, self.rank = step, signal, rank
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and trainer.global_rank == self.rank:
+            os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 def params_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -43,9 +43,11 @@ class ValleNAR(StageConfigState):
         self.stage_emb = nn.Embedding(cfg.num_codebooks, cfg.dim)
         self.segment_emb = nn.Embedding(2, cfg.dim)  # 0 = prompt, 1 = target
         self.transformer = Transformer(cfg.transformer(extra_positions=0))
-        self.heads = nn.ModuleList(nn.Linear(cfg.dim, cfg.cardinality, bias=False)
-                                   for _ in range(cfg.num_codebooks - 1))
+        # one tensor for the K-1 stage heads: indexing it keeps every head in each step's graph, so
+        # DDP needs no find_unused_parameters although a step trains one stage
+        self.heads = nn.Parameter(torch.empty(cfg.num_codebooks - 1, cfg.dim, cfg.cardinality))
         init_weights(self, cfg.layers)
+        nn.init.normal_(self.heads, std=0.02)
 
     def forward(self, text: torch.Tensor, text_lengths: torch.Tensor, codes: torch.Tensor,
                 lengths: torch.Tensor, prompt_lengths: torch.Tensor, k: int) -> torch.Tensor:
@@ -68,7 +70,7 @@ class ValleNAR(StageConfigState):
         positions = torch.cat([torch.arange(l, device=dev), torch.arange(t, device=dev)])
         valid = torch.cat([torch.arange(l, device=dev)[None] < text_lengths[:, None], frame < lengths[:, None]], dim=1)
         h = self.transformer(x, positions=positions, key_padding_mask=valid, causal=False)
-        return self.heads[k - 1](h[:, l:])
+        return h[:, l:] @ self.heads[k - 1]  # [B, T, D] @ [D, V]
 
     def loss(self, batch: TokenBatch) -> LMOutput:
         cfg = self.cfg
