@@ -34,6 +34,9 @@ log = logging.getLogger("codeclm.train")
 warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
 
 
+# `codeclm lm fit ...` hands its own arguments to LightningCLI, as documented
+warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
+
 # wandb stays offline unless the user turns it online (WANDB_MODE=online or `wandb online`)
 os.environ.setdefault("WANDB_MODE", "offline")
 
@@ -141,6 +144,19 @@ def _config_secrets(argv: list[str]) -> list[str]:
     return found
 
 
+def _redact_warnings(redactor: Redactor) -> None:
+    """Python warnings (printed by the warnings module, not logging) go through the redactor too."""
+    shown = warnings.showwarning
+    if getattr(shown, "_codeclm_redacting", False):
+        shown = shown._codeclm_inner
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        shown(redactor.text(str(message)), category, filename, lineno, file, line)
+
+    show._codeclm_redacting, show._codeclm_inner = True, shown
+    warnings.showwarning = show
+
+
 def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
     """``fit`` with a model and datamodule class; configs are saved beside the logs (secrets blanked).
 
@@ -152,6 +168,7 @@ def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
     redactor = Redactor([*env_secrets(), *argv_secrets(argv), *_config_secrets(argv)])
     CodeclmCLI.redactor = RedactedSaveConfig.redactor = redactor
     install_log_filter(redactor)
+    _redact_warnings(redactor)
     protect_run_metadata(argv, redactor)
     try:
         CodeclmCLI(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
