@@ -4,7 +4,8 @@ A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; 
 the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy. A step
 whose loss or gradients are not finite on any rank is skipped on all of them
 (:mod:`launch.numerics`).
-Precision (bf16 on GPU), compilation and parallelism come from the Trainer.
+Precision (bf16 on GPU), compilation and parallelism come from the Trainer; under
+``ModelParallelStrategy`` the model is sharded with FSDP (:mod:`audiolm.parallelize`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ class LMModule(L.LightningModule):
         self.optim_cfg = optim or LMOptimConfig()
         self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
         self._step_losses: list[torch.Tensor] = []  # the losses behind the next optimizer step
+
+    def configure_model(self) -> None:
+        """Under ``ModelParallelStrategy``: shard the stage model with FSDP (:mod:`audiolm.parallelize`)."""
+        if getattr(self, "_device_mesh", None) is None or getattr(self, "_sharded", False):
+            return
+        from audiolm.parallelize import flat_mesh, shard_model
+
+        shard_model(self.model, flat_mesh(self.device.type))
+        self._sharded = True
 
     def _log_output(self, out: LMOutput, stage: str, batch_size: int) -> None:
         sync = stage != "train"

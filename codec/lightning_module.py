@@ -22,6 +22,7 @@ from codec.codec import Codec, CodecConfig, build_codec
 from codec.ddp import parallel
 from codec.discriminators import DiscriminatorOutput
 from codec.discriminators import DiscriminatorsConfig, build_discriminators
+from codec.health import GANHealth, HealthConfig
 from codec.losses import (
     Balancer, BalancerConfig, MelLossConfig, discriminator_loss, feature_matching_loss, generator_loss,
     l1_waveform_loss, mel_distance, multiscale_mel_loss, si_sdr, stft_distance,
@@ -46,12 +47,15 @@ class CodecModule(L.LightningModule):
         losses, optim, validation: see :mod:`codec.training`.
         max_nonfinite_steps: stop (with a debug checkpoint) after this many batches in a row
             with a skipped non-finite step.
+        health: when to warn that the discriminator is winning or blind (:mod:`codec.health`);
+            the d/g loss ratio is logged as ``gan/d_g_ratio`` every ``log_every_n_steps``.
     """
 
     def __init__(self, codec: CodecConfig, discriminators: list[str] | None = None,
                  discriminator_sizes: DiscriminatorsConfig | None = None, tiny_discriminators: bool = False,
                  losses: CodecLossConfig | None = None, optim: OptimConfig | None = None,
-                 validation: ValidationConfig | None = None, max_nonfinite_steps: int = 5) -> None:
+                 validation: ValidationConfig | None = None, max_nonfinite_steps: int = 5,
+                 health: HealthConfig | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.codec: Codec = build_codec(codec)
@@ -70,6 +74,7 @@ class CodecModule(L.LightningModule):
         # batches trained so far (Lightning's global_step counts both optimizers' steps)
         self.register_buffer("batches_trained", torch.zeros((), dtype=torch.long))
         self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
+        self.health = GANHealth(self.loss_cfg.adversarial_kind, health)
 
     # -- optimizers ------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -136,6 +141,8 @@ class CodecModule(L.LightningModule):
         opt_g.step()
         if adversarial:
             self.discriminator.zero_grad(set_to_none=True)  # the generator step left gradients there
+            if ok_g and ok_d:
+                self.health.update(loss_d, losses["adversarial"])
         sch_g.step()
         if adversarial:
             sch_d.step()
@@ -174,6 +181,12 @@ class CodecModule(L.LightningModule):
             log.warning("codebook levels %s use under 10%% of their codes (usage %s): the quantizer may be collapsing",
                         collapsed, [round(usage[i].item(), 3) for i in collapsed])
         self.codec.quantizer.reset_code_histogram()
+        metrics, warnings = self.health.check()
+        for k, v in metrics.items():
+            self.log(k, v, rank_zero_only=True)
+        if self.global_rank == 0:
+            for w in warnings:
+                log.warning(w)
 
     # -- validation ------------------------------------------------------------------------------
     def _val_levels(self) -> list[int]:
@@ -209,6 +222,7 @@ class CodecModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["codec_config"] = self.codec.cfg.to_dict()
         checkpoint["nonfinite"] = self.nonfinite.state_dict()
+        checkpoint["gan_health"] = self.health.state_dict()
         if self.balancer is not None:
             checkpoint["balancer"] = self.balancer.state_dict()
 
@@ -217,3 +231,5 @@ class CodecModule(L.LightningModule):
             self.balancer.load_state_dict(checkpoint["balancer"])
         if "nonfinite" in checkpoint:
             self.nonfinite.load_state_dict(checkpoint["nonfinite"])
+        if "gan_health" in checkpoint:
+            self.health.load_state_dict(checkpoint["gan_health"], self.device)

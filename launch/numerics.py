@@ -49,6 +49,8 @@ class NonFiniteGuard:
             grads = [p.grad for p in params if p.grad is not None]
             if grads:
                 norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+                if hasattr(norm, "full_tensor"):  # FSDP's sharded gradients: the norm over every shard
+                    norm = norm.full_tensor()
                 bad = bad + (~torch.isfinite(norm)).float().to(bad.device)
         bad = trainer.strategy.reduce(bad, reduce_op="sum")
         return bool(bad.item() == 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonargparse import ArgumentParser
 
 from audiolm.lightning_module import LMModule
@@ -20,7 +21,22 @@ TRAINING = {"codec": (CodecModule, AudioDataModule), "lm": (LMModule, TokenDataM
 def test_configs_exist_and_are_all_covered():
     assert ALL, "configs/ has no YAML"
     for path in ALL:
-        assert path.parent.name in {"codec", "data", "lm"}, f"{path} is in a folder no test covers"
+        assert path.parent.name in {"codec", "data", "lm", "trainer"}, f"{path} is in a folder no test covers"
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.parent.name == "trainer"], ids=lambda p: p.stem)
+def test_trainer_config_composes_with_a_model_config(path, tmp_path):
+    """A trainer config goes after a model config (``--config MODEL --config TRAINER``); its
+    strategy instantiates (FSDP's needs no process group until fit)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    cli = LightningCLI(LMModule, TokenDataModule, run=False, args=[
+        "--config", str(ROOT / "configs/lm/valle-ar-tiny.yaml"), "--config", str(path),
+        "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path),
+        "--data.shards", str(tmp_path / "shards"),
+    ], save_config_kwargs={"overwrite": True})
+    strategy = yaml.safe_load(path.read_text())["trainer"]["strategy"]["class_path"].rsplit(".", 1)[1]
+    assert type(cli.trainer.strategy).__name__ == strategy
 
 
 @pytest.mark.parametrize("path", [p for p in ALL if p.parent.name == "data"], ids=lambda p: p.stem)

@@ -103,6 +103,10 @@ class StageConfigState(nn.Module):
         return {"kind": self.kind, "config": asdict(self.cfg)}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict):
+            # torch.distributed.checkpoint (FSDP) passes a placeholder for extra state it does not
+            # carry; the model's config was checked when the full state dict was read
+            return
         if state.get("kind") != self.kind or state.get("config") != asdict(self.cfg):
             raise ValueError(f"checkpoint holds a {state.get('kind')} model with config {state.get('config')}, "
                              f"not this {self.kind} model ({asdict(self.cfg)})")

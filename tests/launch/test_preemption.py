@@ -80,3 +80,36 @@ def test_warning_signal_requeues_the_slurm_job(speech_token_shards, tmp_path, fa
         assert "requeued SLURM job 4242" in out.stderr
     else:
         assert not calls.exists()
+
+
+FSDP = ["--trainer.devices", "2", "--config", str(Path(__file__).resolve().parents[2] / "configs/trainer/fsdp.yaml")]
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_fsdp_trains_like_ddp_and_resumes_from_its_checkpoint(speech_token_shards, tmp_path):
+    import torch
+
+    ddp, fsdp = tmp_path / "ddp", tmp_path / "fsdp"
+    two_layers = ["--model.model.init_args.cfg.layers", "2"]
+    ref = run_codeclm(lm_argv(speech_token_shards, ddp, 5, *DDP, *two_layers), launcher=torchrun())
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    first = run_codeclm(lm_argv(speech_token_shards, fsdp, 3, *FSDP, *two_layers, *signal_at(3, "SIGTERM", 0)),
+                        launcher=torchrun())
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert ckpts(fsdp) == [fsdp / "checkpoints" / "last.ckpt"]
+    resumed = run_codeclm(lm_argv(speech_token_shards, fsdp, 5, *FSDP, *two_layers, "--ckpt_path", "auto"),
+                          launcher=torchrun())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for rank in (0, 1):
+        want, got = steps_of(ddp, rank), steps_of(fsdp, rank)
+        assert [(s, k) for s, k, _ in got] == [(s, k) for s, k, _ in want]  # the same batches, resumed included
+        assert got[-1][2] == pytest.approx(want[-1][2], rel=1e-4)
+    a = read_checkpoint(ddp / "checkpoints" / "last.ckpt")["state_dict"]
+    b = read_checkpoint(fsdp / "checkpoints" / "last.ckpt")["state_dict"]
+    assert a.keys() == b.keys()
+    for name in a:  # full (unsharded) weights, equal to DDP's up to reduction order
+        if isinstance(a[name], torch.Tensor):
+            assert torch.allclose(a[name], b[name], atol=1e-5), name
+        else:  # the stage's config (extra state)
+            assert a[name] == b[name], name
