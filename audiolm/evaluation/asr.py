@@ -64,7 +64,10 @@ class ErrorCounts:
 
 
 class Transcriber:
-    """pocketsphinx with its default (shipped) US English acoustic model, dictionary and LM."""
+    """pocketsphinx with its default (shipped) US English acoustic model, dictionary and LM.
+
+    Each call starts from the same feature state, so a clip's transcript does not depend on the
+    clips heard before it (pocketsphinx otherwise carries its cepstral mean across utterances)."""
 
     def __init__(self) -> None:
         from pocketsphinx import Decoder
@@ -77,6 +80,7 @@ class Transcriber:
             return ""
         pcm = (np.clip(wav, -1.0, 1.0) * 32767).round().astype("<i2").tobytes()
         d = self.decoder
+        d.reinit_feat()  # forget the cepstral mean of earlier utterances: one clip, one transcript, in any order
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
         d.end_utt()

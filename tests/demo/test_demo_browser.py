@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from tests.demo.conftest import SR, demo_args
+from tests.system_packages import apt_install
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
@@ -25,33 +25,13 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a fake microphone
 
 
-def _apt_install(package: str) -> str:
-    """Install a Debian package; '' when done, else why not."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available on this system"
-    if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() != 0:
-        return "installing it needs root (apt-get install -y chromium)"
-    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    cmd = ["apt-get", "install", "-y", "-qq", package]
-    for attempt in range(2):
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-        except subprocess.TimeoutExpired:
-            return "apt-get install timed out"
-        if done.returncode == 0:
-            return ""
-        if attempt == 0:  # the package lists may be missing or stale
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, env=env)
-    return f"apt-get install {package} failed: {done.stderr.strip()[-300:]}"
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of Debian's chromium, installed with apt-get when missing."""
     for name in ("chromium", "chromium-browser"):
         if shutil.which(name):
             return shutil.which(name)
-    why = _apt_install("chromium")
+    why = apt_install("chromium")
     path = shutil.which("chromium")
     if why or path is None:
         pytest.skip(f"headless Chromium is needed for the browser test and could not be installed: {why or 'not found'}")

@@ -1,0 +1,156 @@
+"""`codeclm eval tts` / `eval continue`: WER/CER arithmetic, a recognizer and a speaker encoder whose
+numbers have a scale on espeak speech, the failure rates, and both commands end to end on tiny
+random models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audiolm.evaluation.asr import ErrorCounts, edit_distance, load_transcriber, normalize
+from audiolm.evaluation.evaluate import Generated, SkipItem, evaluate_continuation, evaluate_tts
+from audiolm.evaluation.pairs import clone_pairs, continuation_items, is_silent, mono
+from audiolm.evaluation.speaker import cosine, load_speaker_encoder
+
+
+def test_wer_and_cer_are_corpus_level_edit_rates():
+    assert normalize("Hello, World!  It's 5 o'clock.") == "hello world it's 5 o'clock"
+    assert edit_distance("a b c d".split(), "a x c".split()) == 2  # one substitution, one deletion
+    assert edit_distance([], list("abc")) == 3 and edit_distance(list("kitten"), list("sitting")) == 3
+    e = ErrorCounts()
+    e.add("The cat sat.", "the cat sat")
+    e.add("a b c d", "a x c")
+    assert (e.word_edits, e.words, e.utterances) == (2, 7, 2)
+    assert e.wer == pytest.approx(2 / 7)  # total edits over total words, not a mean of per-utterance rates
+    assert e.cer == pytest.approx((0 + 2) / (9 + 4))
+    empty = ErrorCounts()
+    empty.add("two words", "")
+    assert empty.wer == 1.0 and ErrorCounts().wer is None
+
+
+def test_the_recognizer_hears_the_words_that_were_said(eval_clips):
+    asr, why = load_transcriber()
+    assert asr is not None, why
+    clips = [c for c in eval_clips if c.text][:8]
+    heard = [asr(mono(c)) for c in clips]
+    matched, mismatched = ErrorCounts(), ErrorCounts()
+    for i, (c, h) in enumerate(zip(clips, heard)):
+        matched.add(c.text, h)
+        mismatched.add(clips[(i + 1) % len(clips)].text, h)
+    # pocketsphinx is harsh on espeak voices, but its errors are far fewer against the right text
+    assert matched.cer < mismatched.cer - 0.05, (matched.cer, mismatched.cer)
+    assert asr(np.zeros(0, np.float32)) == ""
+    assert [asr(mono(c)) for c in clips[::-1]] == heard[::-1]  # a transcript does not depend on what came before
+
+
+def test_speaker_similarity_of_real_pairs_has_a_scale(eval_clips):
+    encoder, why = load_speaker_encoder()
+    assert encoder is not None, why
+    embs = [(c.speaker, encoder.embed(mono(c))) for c in eval_clips[:12]]
+    same = [cosine(a, b) for i, (s, a) in enumerate(embs) for t, b in embs[i + 1:] if s == t]
+    different = [cosine(a, b) for i, (s, a) in enumerate(embs) for t, b in embs[i + 1:] if s != t]
+    assert same and different
+    assert np.mean(same) > np.mean(different) + 0.15, (np.mean(same), np.mean(different))
+    assert encoder.embed(np.zeros(800, np.float32)) is None  # nothing to embed
+
+
+def _target(pairs, prompt):
+    return next(p for p in pairs if np.array_equal(p.prompt_wav(), prompt))
+
+
+def test_tts_eval_scores_an_oracle_like_the_ground_truth_and_counts_every_failure(eval_clips):
+    pairs = clone_pairs(eval_clips, max_pairs=6, prompt_seconds=1.0)
+    assert len(pairs) == 6 and all(p.prompt.speaker == p.target.speaker != p.other.speaker for p in pairs)
+
+    def oracle(prompt, sr, prompt_text, text):  # "generates" the real target recording
+        t = _target(pairs, prompt).target
+        assert text == t.text and sr == t.sample_rate
+        return Generated(mono(t), t.sample_rate, frames=10, limit=100)
+
+    result = evaluate_tts(pairs, oracle, progress=False)
+    truth, different, generated = (result.row(n) for n in ("ground truth", "different speakers", "generated"))
+    assert truth.count == generated.count == 6 and result.unavailable == {}
+    assert generated.errors.wer == pytest.approx(truth.errors.wer) and generated.errors.cer == pytest.approx(truth.errors.cer)
+    assert generated.similarity == pytest.approx(truth.similarity, abs=1e-6)
+    assert truth.similarity > different.similarity  # the scale the generated similarity is read on
+    assert generated.as_dict()["empty_rate"] == generated.as_dict()["silent_rate"] == 0.0
+    assert generated.as_dict()["never_ending_rate"] == 0.0
+
+    calls = iter(range(6))
+
+    def failing(prompt, sr, prompt_text, text):  # one of each failure, then skips
+        i = next(calls)
+        if i == 0:
+            raise RuntimeError("the AR stage chose the end token first")
+        if i == 1:
+            return Generated(np.zeros(sr, np.float32), sr, frames=50, limit=100)  # silence
+        if i == 2:
+            return Generated(mono(_target(pairs, prompt).target), sr, frames=100, limit=100)  # hit the limit
+        if i == 3:
+            return Generated(np.zeros(0, np.float32), sr, frames=0, limit=100)  # nothing
+        raise SkipItem("text too long for the model")
+
+    bad = evaluate_tts(pairs, failing, skip=("similarity",), progress=False)
+    g = bad.row("generated").as_dict()
+    assert g["count"] == 4 and len(bad.skipped) == 2 and bad.skipped[0]["skipped"] == "text too long for the model"
+    assert g["empty_rate"] == 0.5 and g["silent_rate"] == 0.25 and g["never_ending_rate"] == 0.25
+    assert g["similarity"] is None and bad.unavailable == {"similarity": "skipped on request"}
+    assert [it["generated"].split(" ")[0] for it in bad.items] == ["empty", "silent", "never", "empty"]
+    assert "end token first" in bad.items[0]["generated"]
+    # an empty output is scored as every word deleted, against the same references as the ground truth
+    assert bad.row("generated").errors.words == bad.row("ground truth").errors.words
+    assert [bad.items[i]["generated_transcript"] for i in (0, 3)] == ["", ""]
+
+
+def test_continuation_eval_of_the_real_rest_equals_the_ground_truth(eval_clips):
+    items = continuation_items(eval_clips, max_items=4, prompt_seconds=1.0)
+    by_prompt = {it.prompt_wav().tobytes(): it for it in items}
+
+    def oracle(prompt, sr, seconds):
+        it = by_prompt[prompt.tobytes()]
+        assert seconds == pytest.approx(it.rest_wav().size / sr)
+        rest = it.rest_wav()
+        return Generated(rest, sr, frames=rest.size // 320, full=mono(it.clip))
+
+    result = evaluate_continuation(items, oracle, progress=False)
+    truth, generated = result.row("ground truth"), result.row("generated")
+    assert generated.count == 4 and generated.errors.wer == pytest.approx(truth.errors.wer)
+    assert generated.similarity == pytest.approx(truth.similarity, abs=1e-6)
+    assert generated.as_dict()["never_ending_rate"] is None  # fixed length: does not apply
+    assert not is_silent(items[0].rest_wav(), 16000) and is_silent(np.zeros(16000, np.float32), 16000)
+
+
+@pytest.mark.slow
+def test_eval_commands_run_end_to_end_on_tiny_random_models(demo_models, eval_speech, tmp_path, capsys):
+    from launch.cli import main
+
+    common = ["--codec", str(demo_models["codec"]), "--prompts", str(eval_speech), "--prompt-seconds", "1",
+              "--device", "cpu", "--quiet", "--examples", "1"]
+    out = tmp_path / "tts"
+    rc = main(["eval", "tts", *common, "--valle-ar", str(demo_models["ar"]), "--valle-nar", str(demo_models["nar"]),
+               "--text-model", str(demo_models["phonemes"]), "--max-pairs", "2", "--max-seconds", "0.5",
+               "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    saved = json.loads((out / "results.json").read_text())
+    rows = {r["name"]: r for r in saved["rows"]}
+    # a target text longer than the tiny AR's context is a counted skip, left out of every row
+    assert all("exceeds the AR model's max_text" in s["skipped"] for s in saved["skipped"])
+    assert rows["generated"]["count"] == rows["ground truth"]["count"] == 2 - len(saved["skipped"]) >= 1
+    # this random AR never ends: every generation runs to --max-seconds, and the table says so
+    assert rows["generated"]["never_ending_rate"] == 1.0
+    assert rows["ground truth"]["similarity"] > rows["different speakers"]["similarity"]
+    assert (out / "report.html").exists() and "never" in printed
+
+    out = tmp_path / "continue"
+    rc = main(["eval", "continue", *common, "--coarse", str(demo_models["coarse"]), "--fine", str(demo_models["fine"]),
+               "--semantic", str(demo_models["semantic"]), "--semantic-model", str(demo_models["semantic_model"]),
+               "--max-items", "2", "--seconds", "0.3", "--out", str(out)])
+    assert rc == 0
+    saved = json.loads((out / "results.json").read_text())
+    gen = next(r for r in saved["rows"] if r["name"] == "generated")
+    assert gen["count"] == 2 and gen["empty_rate"] == 0.0 and gen["never_ending_rate"] is None
+    items = saved["items"]
+    assert all(it["generated_seconds"] == pytest.approx(0.3, abs=0.05) for it in items)
