@@ -46,6 +46,9 @@ def test_named_configs_match_their_promises():
     e24 = build_codec(CodecConfig.from_dict(by_name["encodec24k"]))
     assert (e24.sample_rate, e24.frame_rate, e24.num_codebooks, e24.cardinality) == (24000, 75.0, 32, 1024)
     assert e24.bandwidth(2) == 1.5 and e24.bandwidth(32) == 24.0
+    s6 = build_codec(CodecConfig.from_dict(by_name["speech16k-6kbps"]))
+    assert (s6.sample_rate, s6.frame_rate, s6.num_codebooks, s6.cardinality) == (16000, 50.0, 12, 1024)
+    assert s6.bandwidth(12) == 6.0
 
 
 @pytest.mark.parametrize("kind", ["ema", "factorized"])
