@@ -176,3 +176,27 @@ def test_absurd_and_truncated_headers_are_rejected_before_allocating(tmp_path):
     sf.write(flac, np.zeros((100, 1), np.float32), 16000, format="FLAC")
     wav, sr = decode_audio(flac.getvalue())
     assert wav.shape == (1, 100) and sr == 16000
+
+
+def test_workers_outlive_the_stop_signals_a_cluster_sends_to_every_process(shard_factory):
+    """SLURM, `timeout` and terminals signal the whole process group; the workers leave SIGTERM and
+    the warning signals to the training process, so the epoch still completes."""
+    import os
+    import signal
+
+    out = shard_factory([8, 8])
+    ds = audio_dataset(str(out), cfg(batch_size=2), world=(0, 1))
+    loader = ShardLoader(ds, num_workers=2)
+    import multiprocessing
+
+    whole = [k for b in loader for k in b.keys]
+    loader.set_epoch(0)
+    it = iter(loader)
+    keys = list(next(it).keys)
+    workers = multiprocessing.active_children()
+    assert len(workers) == 2
+    for w in workers:
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            os.kill(w.pid, sig)
+    keys += [k for b in it for k in b.keys]
+    assert keys == whole and len(whole) == 16
