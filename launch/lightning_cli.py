@@ -66,6 +66,11 @@ class CodeclmCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(SafeCheckpointIO(self.redactor.obj))
         config["plugins"] = plugins
+        from launch.precision import resolve_precision
+
+        config["precision"], note = resolve_precision(config.get("precision"), config.get("accelerator"))
+        if note:
+            print(f"codeclm: {note}", file=sys.stderr)
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_folders(self) -> list[Path]:

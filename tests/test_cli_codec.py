@@ -69,6 +69,17 @@ def test_codebooks_and_bandwidth(export_dir, wav_file, tmp_path):
     assert read_npz(npz)["codes"].shape[0] == 2  # 5 kbps a codebook
 
 
+def test_decode_at_a_bandwidth_uses_the_codebooks_that_fit(codec, export_dir, wav_file, tmp_path, capsys):
+    npz, out, ref = str(tmp_path / "codes.npz"), str(tmp_path / "out.wav"), str(tmp_path / "ref.wav")
+    assert main(["codec", "encode", "--codec", export_dir, wav_file, npz]) == 0  # all 4 codebooks, 20 kbps
+    assert main(["codec", "decode", "--codec", export_dir, npz, out, "--bandwidth", "12"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("from 2 codebooks")  # 10 kbps fits 12, 15 does not
+    assert main(["codec", "decode", "--codec", export_dir, npz, ref, "--codebooks", "2"]) == 0
+    assert np.array_equal(sf.read(out)[0], sf.read(ref)[0])
+    assert main(["codec", "decode", "--codec", export_dir, npz, out, "--bandwidth", "2"]) == 2
+    assert "below this codec's lowest rate (5 kbps" in one_error_line(capsys)
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("codeclm: error: "), err

@@ -120,7 +120,7 @@ class SemanticLM(nn.Module):
     def loss(self, batch: TokenBatch) -> LMOutput:
         if batch.semantic is None:
             raise ValueError("SemanticLM needs semantic units in the batch: label the token shards with "
-                             "audiolm.semantic_labels.add_semantic_units (or `codeclm semantic label`)")
+                             "`codeclm semantic label` (audiolm.semantic_labels.add_semantic_units)")
         units = batch.semantic
         lengths = batch.semantic_lengths if batch.semantic_lengths is not None else torch.full(
             (units.shape[0],), units.shape[1], device=units.device)

@@ -15,6 +15,8 @@ Sources, their loading and their keys are in :mod:`data.corpus.music_sources`.
 
 from __future__ import annotations
 
+import logging
+
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -27,7 +29,7 @@ from tqdm import tqdm
 
 from data.audio import encode_flac
 from data.corpus.midi_notes import Performance
-from data.corpus.midi_render import find_renderer
+from data.corpus.midi_render import APT_HINT, find_renderer
 from data.corpus.music_sources import Piece, Source, load_piece, midi_sources, score_sources
 from data.shards import MANIFEST, ShardWriter, read_manifest
 
@@ -180,6 +182,10 @@ def build_music(out_dir: str | Path, hours: float, sample_rate: int = 32000, mid
     if not 8000 <= sample_rate <= 96000:
         raise ValueError(f"sample rate {sample_rate} is outside 8000-96000 Hz; pick e.g. --sample-rate 32000")
     rend = find_renderer(renderer)  # fails here, with the install command, when no backend exists
+    if renderer == "auto" and rend.name != "fluidsynth":
+        logging.getLogger("codeclm.data").warning(
+            "fluidsynth with a General MIDI soundfont is not installed: rendering with %s and %s; for fluidsynth "
+            "run %s", rend.name, Path(rend.soundfont).name, APT_HINT)
     sources = midi_sources(midi_dir, seed) if midi_dir else None
     out = Path(out_dir)
     build = {"hours": hours, "sample_rate": sample_rate, "midi_dir": str(midi_dir) if midi_dir else None,

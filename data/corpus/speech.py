@@ -20,7 +20,7 @@ from data.corpus.espeak import VoiceParams, get_espeak
 from data.corpus.speakers import ENGLISH_VOICES, describe, make_speakers
 from data.shards import MANIFEST, ShardWriter, read_manifest
 
-MIN_SECONDS, MAX_SECONDS = 0.5, 12.0
+MIN_SECONDS, MAX_SECONDS = 1.0, 10.0  # utterances outside are skipped (and listed in the manifest)
 # espeak-ng keeps synthesis state between utterances (its pitch flutter phase) that no API call
 # resets. Each block of utterances runs in a freshly forked process, so every block starts from
 # the same state and the audio does not depend on how many workers there are.

@@ -45,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _codec_arg(p)
     p.add_argument("input", help="codes file (.npz) from `codeclm codec encode`")
     p.add_argument("output", help="wav file to write")
-    p.add_argument("--codebooks", type=int, default=None, help="decode only the first K codebooks")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--codebooks", type=int, default=None, metavar="K", help="decode only the first K codebooks")
+    g.add_argument("--bandwidth", type=float, default=None, metavar="KBPS",
+                   help="decode at this bitrate: the most codebooks (of those in the file) that fit it")
     p.add_argument("--force", action="store_true", help="decode codes written by another codec (codec_id differs)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=cmd_decode)
@@ -134,6 +137,15 @@ def cmd_decode(a: argparse.Namespace) -> None:
     if codes_id != tokenizer.codec_id and not a.force:
         raise ValueError(f"{a.input} holds codes of codec {codes_id}, but {a.codec} is codec {tokenizer.codec_id}: "
                          "decode with the codec that encoded them, or pass --force")
+    if a.bandwidth is not None:
+        from codec.evaluation.systems import bitrates
+
+        rates = {k: b for k, b in bitrates(tokenizer).items() if k <= codes.shape[0]}
+        fitting = [k for k, b in rates.items() if b <= a.bandwidth * (1 + 1e-6)]
+        if not fitting:
+            raise ValueError(f"--bandwidth {a.bandwidth:g} kbps is below this codec's lowest rate "
+                             f"({min(rates.values()):g} kbps with one codebook)")
+        a.codebooks = max(fitting)
     if a.codebooks is not None:
         if not 1 <= a.codebooks <= codes.shape[0]:
             raise ValueError(f"--codebooks must be in 1..{codes.shape[0]} (the codebooks {a.input} holds), "

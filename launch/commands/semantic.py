@@ -1,4 +1,9 @@
-"""``codeclm semantic ...``: learn semantic units (k-means over frame features of audio shards)."""
+"""``codeclm semantic ...``: learn semantic units (k-means over frame features of audio shards),
+and write them into token shards.
+
+    codeclm semantic fit --shards AUDIO --out runs/semantic/mfcc100 --units 100
+    codeclm semantic label --model runs/semantic/mfcc100 --audio AUDIO --tokens TOKENS
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="audio decoding processes (default 0: in-process)")
     p.set_defaults(func=cmd_fit)
 
+    p = sub.add_parser("label", help="add a semantic model's units to every sample of token shards (in place, restartable)")
+    p.add_argument("--model", required=True, help="semantic model directory from `codeclm semantic fit`")
+    p.add_argument("--audio", required=True, help="the audio shards the token shards were tokenized from")
+    p.add_argument("--tokens", required=True, help="token shard directory from `codeclm codec tokenize` (rewritten in place)")
+    p.set_defaults(func=cmd_label)
+
 
 def cmd_fit(a: argparse.Namespace) -> None:
     import torch
@@ -45,3 +56,16 @@ def cmd_fit(a: argparse.Namespace) -> None:
           f"(semantic_id {model.semantic_id}); fit on {s.frames_used} of {s.frames_seen} frames from {s.clips} clips "
           f"({s.seconds / 3600:.3f} h), {s.units_used} units in use, inertia {s.inertia:.3f}, {s.skipped} skipped "
           f"({time.time() - t0:.1f}s)")
+
+
+def cmd_label(a: argparse.Namespace) -> None:
+    from audiolm.semantic_labels import add_semantic_units
+    from data.semantic import SemanticModel
+
+    t0 = time.time()
+    model = SemanticModel.load(a.model)
+    s = add_semantic_units(model, a.audio, a.tokens)
+    print(f"{a.tokens}: semantic units {model.semantic_id} in {s.samples} samples; {s.labelled} shards labelled, "
+          f"{s.kept} already were, {s.missing} samples without audio ({time.time() - t0:.1f}s)")
+    if s.missing_keys:
+        print(f"  e.g. {', '.join(s.missing_keys[:5])}")

@@ -125,7 +125,7 @@ def test_codec_only_continuation_needs_no_semantic_units():
         continue_codes(tiny_models()[1].eval(), fine, prompt_codes, 4, GREEDY)
 
 
-def test_label_shards_then_train_every_stage_and_continue(speech_token_shards, tmp_path):
+def test_label_shards_then_train_every_stage_and_continue(speech_token_shards, tmp_path, capsys):
     from audiolm.semantic_labels import add_semantic_units
     from data.semantic import SemanticConfig, fit_semantic
     from data.tokens import TokenLoaderConfig, token_dataset
@@ -140,8 +140,10 @@ def test_label_shards_then_train_every_stage_and_continue(speech_token_shards, t
     import shutil
 
     shutil.copytree(fx["tokens"], tokens)
-    summary = add_semantic_units(model, str(fx["audio"]), tokens)
-    assert summary.labelled == summary.shards > 0 and summary.missing == 0 and summary.samples > 0
+    assert main(["semantic", "label", "--model", str(units_dir), "--audio", str(fx["audio"]), "--tokens", str(tokens)]) == 0
+    said = capsys.readouterr().out
+    labelled = json.loads((tokens / "semantic_labels.json").read_text())
+    assert labelled and f"semantic units {model.semantic_id}" in said and " 0 samples without audio" in said
     again = add_semantic_units(model, str(fx["audio"]), tokens)
     assert again.kept == again.shards and again.labelled == 0
     manifest = json.loads((tokens / "shards.json").read_text())
