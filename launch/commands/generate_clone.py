@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", required=True, help="a few seconds of the voice to clone (wav, flac, ogg)")
     p.add_argument("--text", required=True, help="what the clone says")
     p.add_argument("--prompt-text", default=None, help="what the prompt says (better alignment when given)")
+    p.add_argument("--recognize-prompt", action="store_true",
+                   help="without --prompt-text: transcribe the prompt with pocketsphinx (the eval extra) and use "
+                        "what it hears (check it: the recognizer is weak on synthetic voices)")
     p.add_argument("--out", required=True, help="wav file to write")
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
                    help=f"phonemes.json or sentencepiece .model used in training (default {DEFAULT_TEXT_MODEL})")
@@ -172,6 +175,20 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
     return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), min(max_frames, room))
 
 
+def recognize_prompt(prompt, sample_rate: int) -> str | None:
+    """What pocketsphinx hears in the prompt ``[1, C, T]`` (None when it hears nothing); says it."""
+    from audiolm.evaluation.asr import load_transcriber
+    from audiolm.evaluation.evaluate import to_16k
+
+    asr, why = load_transcriber()
+    if asr is None:
+        raise RuntimeError(f"--recognize-prompt needs the recognizer: {why}; install the eval extra "
+                           "(pip install 'codeclm[eval]') or give --prompt-text")
+    heard = asr(to_16k(prompt[0].mean(dim=0).numpy(), sample_rate)).strip()
+    print(f"prompt transcript (recognized): {heard!r}" if heard else "prompt transcript: nothing recognized")
+    return heard or None
+
+
 def run(a: argparse.Namespace) -> int:
     import numpy as np
     import soundfile as sf
@@ -181,11 +198,13 @@ def run(a: argparse.Namespace) -> int:
 
     models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
     text = text_ids(models, a.text)
-    prompt_text = text_ids(models, a.prompt_text) if a.prompt_text else None
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     torch.manual_seed(a.seed)
     start = time.time()
     prompt = read_prompt(a.prompt, models.codec.sample_rate)
+    if a.prompt_text is None and a.recognize_prompt:
+        a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate))
+    prompt_text = text_ids(models, a.prompt_text) if a.prompt_text else None
     result = clone_speech(models, prompt, text, prompt_text, sampling, a.max_seconds)
     wav = result.wav
     out = Path(a.out)

@@ -154,3 +154,30 @@ def test_eval_commands_run_end_to_end_on_tiny_random_models(demo_models, eval_sp
     assert gen["count"] == 2 and gen["empty_rate"] == 0.0 and gen["never_ending_rate"] is None
     items = saved["items"]
     assert all(it["generated_seconds"] == pytest.approx(0.3, abs=0.05) for it in items)
+
+
+def test_clone_can_recognize_the_prompts_transcript(demo_models, tmp_path, capsys):
+    """`generate clone --recognize-prompt`: without --prompt-text, what pocketsphinx hears in the
+    prompt becomes the prompt's text, and the command says what it heard."""
+    import soundfile as sf
+
+    from audiolm.evaluation.asr import load_transcriber
+    from data.corpus.espeak import VoiceParams, get_espeak
+    from data.audio import resample
+    from launch.cli import main
+
+    import torch
+
+    espeak = get_espeak()
+    wav = espeak.synthesize("the weather is nice today", VoiceParams(voice="en-us"))
+    wav16 = resample(torch.from_numpy(wav)[None], espeak.sample_rate, 16000)[0].numpy()
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, wav16, 16000)
+    heard = load_transcriber()[0](wav16)
+    assert heard
+    rc = main(["generate", "clone", "--codec", str(demo_models["codec"]), "--ar", str(demo_models["ar"]),
+               "--nar", str(demo_models["nar"]), "--text-model", str(demo_models["phonemes"]),
+               "--prompt", str(prompt), "--text", "Hello there.", "--recognize-prompt", "--max-seconds", "0.3",
+               "--out", str(tmp_path / "clone.wav"), "--device", "cpu"])
+    assert rc == 0
+    assert f"prompt transcript (recognized): {heard!r}" in capsys.readouterr().out
