@@ -9,6 +9,12 @@ With ``sampling.cfg_scale != 1`` the conditional and the unconditional stream (t
 with its mask emptied, as condition dropout trains it) run as one batch of ``2B`` sharing the
 cache, and ``cfg_logits`` combines them. ``sampling.seed`` makes the result repeatable;
 ``sampling.repetition_penalty`` is not applied (music repeats by nature).
+
+Past the training context (``frames > cfg.max_frames``) the window slides: once it holds as many
+columns as a training sequence, a new window starts ``keep`` columns (default half) before the
+current one, BOS first as in training, and its cache is filled again from those columns.
+``use_cache=False`` runs every step over the whole window instead: the same tokens, only slower,
+a check of the cache.
 """
 
 from __future__ import annotations
@@ -40,15 +46,21 @@ def step_columns(model: MusicGen, step: int, frames: int, device: torch.device) 
 
 @torch.no_grad()
 def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, sampling: SamplingConfig,
-                   text_lengths: torch.Tensor | None = None, guidance: bool | None = None) -> torch.Tensor:
+                   text_lengths: torch.Tensor | None = None, guidance: bool | None = None,
+                   keep: int | None = None, use_cache: bool = True) -> torch.Tensor:
     """Codes ``[B, K, frames]`` for the texts ``text_tokens`` (``[L]`` or ``[B, L]``, 0-padded).
 
     ``guidance``: run the unconditional stream; None means whenever ``sampling.cfg_scale != 1``
-    (True at scale 1 gives the conditional model's tokens, at twice the cost).
+    (True at scale 1 gives the conditional model's tokens, at twice the cost). ``keep``: pattern
+    columns carried into a new window when generating past ``cfg.max_frames``.
     """
     cfg = model.cfg
-    if not 1 <= frames <= cfg.max_frames:
-        raise ValueError(f"frames must be in 1..{cfg.max_frames} (the model's max_frames), got {frames}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    window = model.pattern.length(cfg.max_frames)  # the most columns a training sequence has
+    keep = window // 2 if keep is None else keep
+    if not 0 <= keep < window:
+        raise ValueError(f"keep must be in [0, {window - 1}] for a window of {window} columns, got {keep}")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -64,18 +76,25 @@ def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, samp
         rows = len(cond)
         steps = model.pattern.length(frames)
         generator = sampling.make_generator(device)
-        cache = model.transformer.make_cache(batch=rows, max_len=steps)
         seq = torch.full((b, k, steps), model.special, dtype=torch.long, device=device)  # [B, K, S]
-        column = torch.full((rows, k, 1), model.special, dtype=torch.long, device=device)  # BOS
+        bos = torch.full((rows, k, 1), model.special, dtype=torch.long, device=device)
+        start, cache = 0, None  # the window's first column; its cache
         for step in range(steps):
-            logits = model(column, cond, cache=cache)[:, :, -1]  # [rows, K, V]
+            if step - start >= window:  # the window is full: slide
+                start = step - keep
+                cache = None
+            if cache is None or not use_cache:  # (re)fill: BOS, then the window's columns so far
+                inputs = torch.cat([bos, seq[:, :, start:step].repeat(rows // b, 1, 1)], dim=2)
+                cache = model.transformer.make_cache(batch=rows, max_len=min(steps - start, window)) if use_cache else None
+                logits = model(inputs, cond, cache=cache)[:, :, -1]  # [rows, K, V]
+            else:
+                logits = model(seq[:, :, step - 1:step].repeat(rows // b, 1, 1), cond, cache=cache)[:, :, -1]
             if guided:
                 ids = select_tokens(logits[:b], sampling, uncond=logits[b:], generator=generator)
             else:
                 ids = select_tokens(logits, sampling, generator=generator)  # [B, K]
             valid = step_columns(model, step, frames, device)
             seq[:, :, step] = torch.where(valid[None], ids, model.special)
-            column = seq[:, :, step:step + 1].repeat(rows // b, 1, 1)
         return model.pattern.revert(seq)
     finally:
         model.train(was_training)

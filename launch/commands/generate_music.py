@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
                          "pass the codec the LM's token shards were made with")
     frames = max(1, round(args.seconds * tokenizer.frame_rate))
     if frames > model.cfg.max_frames:
-        raise ValueError(f"{args.seconds} s is {frames} frames; the LM generates at most {model.cfg.max_frames} "
-                         f"({model.cfg.max_frames / tokenizer.frame_rate:.1f} s)")
+        print(f"{args.seconds:g} s is {frames} frames, past the LM's context of {model.cfg.max_frames} "
+              f"({model.cfg.max_frames / tokenizer.frame_rate:.1f} s): the window slides")
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               cfg_scale=args.cfg_scale, seed=args.seed)
     codes = generate_music(model, torch.tensor(ids, dtype=torch.long), frames, sampling)  # [1, K, T]

@@ -155,8 +155,27 @@ def test_generated_codes_are_valid_and_repeatable():
     assert torch.equal(model.pattern.revert(seq.tokens), codes)
     assert torch.equal(codes, generate_music(model, text, 15, cfg))
     assert not torch.equal(codes, generate_music(model, text, 15, dataclasses.replace(cfg, seed=1)))
-    with pytest.raises(ValueError, match="max_frames"):
-        generate_music(model, text, 100, cfg)
+    with pytest.raises(ValueError, match="keep must be"):
+        generate_music(model, text, 100, cfg, keep=100)
+
+
+@torch.no_grad()
+def test_long_generation_slides_its_window_and_the_cache_agrees():
+    """Past max_frames (24 frames: 27 pattern columns) the window slides; the cached decode gives
+    the tokens of running every step over the whole window, and the first window is the plain one."""
+    model = tiny().eval()
+    text = torch.tensor([5, 9, 11, 4])
+    greedy = SamplingConfig(temperature=0)
+    long = generate_music(model, text, 70, greedy)
+    assert long.shape == (1, K, 70) and int(long.max()) < CARD
+    assert torch.equal(long, generate_music(model, text, 70, greedy, use_cache=False))
+    assert torch.equal(generate_music(model, text, 20, greedy), naive_greedy(model, text, 20))
+    # until the first slide (column 27) the long run is the short one; after it, it goes on its own
+    short = generate_music(model, text, 24, greedy)
+    assert torch.equal(long[0, 0, :24], short[0, 0, :24])
+    sampled = SamplingConfig(temperature=1.0, top_k=8, cfg_scale=2.0, seed=4)
+    assert torch.equal(generate_music(model, text, 60, sampled, keep=5),
+                       generate_music(model, text, 60, sampled, keep=5, use_cache=False))
 
 
 def test_fit_and_generate_through_the_cli(speech_token_shards, tmp_path):
