@@ -4,7 +4,7 @@ A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; 
 the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy. A step
 whose loss or gradients are not finite on any rank is skipped on all of them
 (:mod:`launch.numerics`).
-Precision (bf16 on GPU), compilation and parallelism come from the Trainer; under
+Precision (bf16 on GPU) and parallelism come from the Trainer, compilation from ``compile``; under
 ``ModelParallelStrategy`` the model is sharded with FSDP (:mod:`audiolm.parallelize`).
 """
 
@@ -43,8 +43,13 @@ class LMModule(L.LightningModule):
             steps in a row.
     """
 
-    def __init__(self, model: nn.Module, optim: LMOptimConfig | None = None, max_nonfinite_steps: int = 5) -> None:
+    def __init__(self, model: nn.Module, optim: LMOptimConfig | None = None, max_nonfinite_steps: int = 5,
+                 compile: bool = False) -> None:
+        """compile: ``torch.compile`` every transformer core of the stage model in place (the part
+        that compiles without graph breaks; the stage's token bookkeeping stays eager), once the
+        model is on its device and, under FSDP, sharded. Checkpoints are unchanged by it."""
         super().__init__()
+        self.compile_core = compile
         if not callable(getattr(model, "loss", None)):
             raise ValueError(f"{type(model).__name__} has no loss(batch) method: it is not a stage model")
         self.model = model
@@ -53,13 +58,20 @@ class LMModule(L.LightningModule):
         self._step_losses: list[torch.Tensor] = []  # the losses behind the next optimizer step
 
     def configure_model(self) -> None:
-        """Under ``ModelParallelStrategy``: shard the stage model with FSDP (:mod:`audiolm.parallelize`)."""
-        if getattr(self, "_device_mesh", None) is None or getattr(self, "_sharded", False):
-            return
-        from audiolm.parallelize import flat_mesh, shard_model
+        """Under ``ModelParallelStrategy``: shard the stage model with FSDP (:mod:`audiolm.parallelize`).
+        With ``compile``: compile the transformer cores."""
+        if getattr(self, "_device_mesh", None) is not None and not getattr(self, "_sharded", False):
+            from audiolm.parallelize import flat_mesh, shard_model
 
-        shard_model(self.model, flat_mesh(self.device.type))
-        self._sharded = True
+            shard_model(self.model, flat_mesh(self.device.type))
+            self._sharded = True
+        if self.compile_core and not getattr(self, "_compiled", False):
+            from audiolm.nn import Transformer
+
+            cores = [m for m in self.model.modules() if isinstance(m, Transformer)]
+            for core in cores:
+                core.compile()  # in place: parameter names (and checkpoints) stay as they are
+            self._compiled = bool(cores)
 
     def _log_output(self, out: LMOutput, stage: str, batch_size: int) -> None:
         sync = stage != "train"
