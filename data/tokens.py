@@ -92,7 +92,9 @@ def token_manifest_info(shards: ShardSet | str) -> dict[str, Any]:
 @dataclass
 class TokenLoaderConfig:
     """max_frames: crop (training: random offset; evaluation: from the start); num_codebooks: keep the
-    first K levels (None: all). text: "none", "text" or "phonemes" (encoded by ``text_encoder``)."""
+    first K levels (None: all). text: "none", "text" or "phonemes" (encoded by ``text_encoder``).
+    bucket_batches: training batches of similar lengths (less padding): each worker decodes this
+    many batches of samples at a time, sorts them by frames and batches neighbours (0: off)."""
 
     batch_size: int = 16
     max_frames: int | None = 750
@@ -101,6 +103,7 @@ class TokenLoaderConfig:
     seed: int = 0
     epoch_samples: int | None = None
     text: str = "none"
+    bucket_batches: int = 0
 
 
 class TokenDecoder:
@@ -185,4 +188,9 @@ def token_dataset(shards: str, cfg: TokenLoaderConfig, train: bool = True, text_
                        float(info.get("frame_rate") or 0.0))
     return ShardDataset(shard_set, dec, dec.collate, cfg.batch_size, train=train,
                         shuffle_buffer=cfg.shuffle_buffer if train else 0, seed=cfg.seed,
-                        epoch_samples=cfg.epoch_samples if train else None, skips=skips, world=world)
+                        epoch_samples=cfg.epoch_samples if train else None, skips=skips, world=world,
+                        bucket_batches=cfg.bucket_batches if train else 0, length_of=_frames)
+
+
+def _frames(item: dict) -> int:
+    return int(item["codes"].shape[-1])

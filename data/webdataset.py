@@ -95,8 +95,13 @@ class ShardDataset(IterableDataset):
         epoch_samples: int | None = None,
         skips: SkipCounter | None = None,
         world: tuple[int, int] | None = None,
+        bucket_batches: int = 0,
+        length_of: Callable[[dict], int] | None = None,
     ) -> None:
         super().__init__()
+        if bucket_batches and (bucket_batches < 2 or length_of is None):
+            raise ValueError(f"bucket_batches must be 0 (off) or >= 2 with a length_of, got {bucket_batches}")
+        self.bucket_batches, self.length_of = int(bucket_batches), length_of
         self.shards = shards if isinstance(shards, ShardSet) else expand_urls(shards)
         self.decode, self.collate = decode, collate
         self.batch_size, self.train = int(batch_size), train
@@ -225,9 +230,26 @@ class ShardDataset(IterableDataset):
             for _ in range(skip):  # fast-forward: samples (keys and bytes) pass, nothing is decoded
                 next(raw)
                 cursor += 1
+        if self.bucket_batches:
+            yield from self._bucketed(raw, cursor, quota, rank, slot, base, gen, done)
+            return
         batch: list[dict] = []
-        made, failed = 0, 0
-        while made < quota:
+        made = 0
+        if quota <= 0:
+            return
+        for item, cursor in self._good_items(raw, cursor, base, gen):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                out = self.collate(batch)
+                yield (out, (slot, cursor)) if self.tag_batches else out
+                batch, made = [], made + 1
+                if made >= quota:
+                    break
+
+    def _good_items(self, raw: Iterator[dict], cursor: int, base: int, gen: torch.Generator) -> Iterator[tuple[dict, int]]:
+        """Decoded items of the raw stream with the cursor after each (bad samples skipped, counted)."""
+        failed = 0
+        while True:
             sample = next(raw)
             cursor += 1
             gen.manual_seed(_mix(base, cursor))
@@ -239,11 +261,37 @@ class ShardDataset(IterableDataset):
                                        f"shards (last in {sample.get('__url__', '?')}); see the skip log")
                 continue
             failed = 0
-            batch.append(item)
-            if len(batch) == self.batch_size:
-                out = self.collate(batch)
-                yield (out, (slot, cursor)) if self.tag_batches else out
-                batch, made = [], made + 1
+            yield item, cursor
+
+    def _bucketed(self, raw: Iterator[dict], cursor: int, quota: int, rank: int, slot: int, base: int,
+                  gen: torch.Generator, done: int) -> Iterator[Any]:
+        """Length bucketing: pools of ``bucket_batches`` batches of consecutive items, sorted by
+        length, cut into batches, emitted in a seeded random order. A batch's cursor is its pool's
+        start (its end for the pool's last batch), so a resumed slot re-reads the pool it stopped
+        in, decodes it alike (crops are seeded by cursor) and skips the batches already taken."""
+        per_pool = self.bucket_batches
+        skip = done % per_pool  # batches of the interrupted pool already taken
+        made = 0
+        items = self._good_items(raw, cursor, base, gen)
+        while made < quota:
+            start = cursor
+            pool = []
+            for _ in range(per_pool * self.batch_size):
+                item, cursor = next(items)
+                pool.append(item)
+            order = sorted(range(len(pool)), key=lambda i: (self.length_of(pool[i]), i))
+            chunks = [order[j : j + self.batch_size] for j in range(0, len(order), self.batch_size)]
+            random.Random(f"codeclm-bucket-{self.seed}-{self.epoch}-{rank}-{slot}-{start}").shuffle(chunks)
+            for n, chunk in enumerate(chunks):
+                if skip:
+                    skip -= 1
+                    continue
+                out = self.collate([pool[i] for i in chunk])
+                at = cursor if n == len(chunks) - 1 else start
+                yield (out, (slot, at)) if self.tag_batches else out
+                made += 1
+                if made >= quota:
+                    return
 
     def _eval_batches(self, rank: int, world: int, wid: int, nw: int) -> Iterator[Any]:
         rng = random.Random(f"codeclm-{self.seed}-{self.epoch}-{rank}-{wid}-{nw}")
