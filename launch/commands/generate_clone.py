@@ -175,6 +175,57 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
     return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), min(max_frames, room))
 
 
+def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """``text`` in as few parts as it takes for each to ``fit``: whole sentences joined while they
+    fit, a sentence that does not fit alone cut at commas, then between words."""
+    import re
+
+    def pieces(unit: str, seps: list[str]) -> list[str]:
+        if fits(unit) or not seps:
+            return [unit]
+        parts = [p for p in re.split(seps[0], unit) if p.strip()]
+        if len(parts) == 1:
+            return pieces(unit, seps[1:])
+        return [q for p in parts for q in pieces(p.strip(), seps[1:])]
+
+    units = [q for sent in re.split(r"(?<=[.!?;])\s+", text.strip()) if sent for q in pieces(sent, [r"(?<=,)\s+", r"\s+"])]
+    out: list[str] = []
+    for unit in units:
+        if out and fits(f"{out[-1]} {unit}"):
+            out[-1] = f"{out[-1]} {unit}"
+        else:
+            if not fits(unit):
+                raise ValueError(f"{unit!r} alone is longer than the AR model's text context")
+            out.append(unit)
+    return out
+
+
+def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, sampling, max_seconds: float,
+               pause: float = 0.2) -> tuple[CloneResult, int]:
+    """Long-form cloning: ``text`` past the AR model's text context is said part by part (whole
+    sentences where they fit), each part in the prompt's voice, joined by ``pause`` seconds of
+    silence. Returns the joined result and the number of parts."""
+    import numpy as np
+
+    max_text = models.ar.cfg.max_text
+    pids = text_ids(models, prompt_text) if prompt_text else None
+    ids = text_ids(models, text)
+    if ids.numel() <= max_text:  # one part; the prompt's words are a help, not a need
+        if pids is not None and pids.numel() + ids.numel() > max_text:
+            pids = None
+        return clone_speech(models, prompt, ids, pids, sampling, max_seconds), 1
+    if pids is not None and pids.numel() > max_text // 2:
+        pids = None
+    room = max_text - (pids.numel() if pids is not None else 0)
+    parts = split_text(text, lambda t: text_ids(models, t).numel() <= room)
+    results = [clone_speech(models, prompt, text_ids(models, part), pids, sampling, max_seconds) for part in parts]
+    sr = results[0].sample_rate
+    gap = np.zeros((results[0].wav.shape[0], int(pause * sr)), dtype=np.float32)
+    wav = np.concatenate([x for r in results for x in (r.wav, gap)][:-1], axis=1)
+    return CloneResult(wav, sr, sum(r.frames for r in results), results[0].codebooks,
+                       sum(r.limit for r in results)), len(parts)
+
+
 def recognize_prompt(prompt, sample_rate: int) -> str | None:
     """What pocketsphinx hears in the prompt ``[1, C, T]`` (None when it hears nothing); says it."""
     from audiolm.evaluation.asr import load_transcriber
@@ -197,15 +248,17 @@ def run(a: argparse.Namespace) -> int:
     from audiolm.sampling import SamplingConfig
 
     models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
-    text = text_ids(models, a.text)
+    text_ids(models, a.text)  # the vocabulary is checked before any work
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     torch.manual_seed(a.seed)
     start = time.time()
     prompt = read_prompt(a.prompt, models.codec.sample_rate)
     if a.prompt_text is None and a.recognize_prompt:
         a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate))
-    prompt_text = text_ids(models, a.prompt_text) if a.prompt_text else None
-    result = clone_speech(models, prompt, text, prompt_text, sampling, a.max_seconds)
+    result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds)
+    if parts > 1:
+        print(f"the text is longer than the AR model's context ({models.ar.cfg.max_text} text tokens): said in "
+              f"{parts} parts")
     wav = result.wav
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

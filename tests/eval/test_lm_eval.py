@@ -181,3 +181,30 @@ def test_clone_can_recognize_the_prompts_transcript(demo_models, tmp_path, capsy
                "--out", str(tmp_path / "clone.wav"), "--device", "cpu"])
     assert rc == 0
     assert f"prompt transcript (recognized): {heard!r}" in capsys.readouterr().out
+
+
+def test_clone_says_a_long_text_part_by_part(demo_models, tmp_path, capsys):
+    """Past the AR model's text context (128 ids here) the text is split at sentences and each
+    part is said in the prompt's voice; a short text stays one part."""
+    import soundfile as sf
+
+    from launch.cli import main
+    from launch.commands.generate_clone import split_text
+
+    assert split_text("One two. Three four! Five six?", lambda t: len(t) <= 20) == ["One two. Three four!", "Five six?"]
+    assert split_text("a b c, d e f", lambda t: len(t) <= 5) == ["a b", "c,", "d e f"]
+    with pytest.raises(ValueError, match="alone is longer"):
+        split_text("unbreakable", lambda t: len(t) <= 3)
+
+    long = " ".join(["The quick brown fox jumps over the lazy dog."] * 5)
+    args = ["generate", "clone", "--codec", str(demo_models["codec"]), "--ar", str(demo_models["ar"]),
+            "--nar", str(demo_models["nar"]), "--text-model", str(demo_models["phonemes"]),
+            "--prompt", str(demo_models["prompt"]), "--max-seconds", "0.2", "--device", "cpu"]
+    assert main([*args, "--text", long, "--out", str(tmp_path / "long.wav")]) == 0
+    said = capsys.readouterr().out
+    parts = int(said.split("said in ")[1].split()[0])
+    assert parts >= 2
+    seconds = sf.info(str(tmp_path / "long.wav")).duration
+    assert seconds == pytest.approx(parts * 0.2 + (parts - 1) * 0.2, abs=0.05)  # this AR never ends early
+    assert main([*args, "--text", "Hello there.", "--out", str(tmp_path / "short.wav")]) == 0
+    assert "said in" not in capsys.readouterr().out
