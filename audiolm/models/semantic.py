@@ -35,7 +35,8 @@ from data.batch import TokenBatch, lengths_to_mask
 class SemanticLMConfig:
     """n_units: semantic vocabulary (k-means clusters); text_vocab: text ids for a prefix (0 = none);
     max_units / max_text: longest unit and text sequences a forward takes; dim / layers / heads /
-    mlp_ratio / dropout: the transformer."""
+    mlp_ratio / dropout: the transformer. tie_weights: the output head shares the unit embedding
+    (one ``[n_units + 2, dim]`` matrix)."""
 
     n_units: int = 100
     text_vocab: int = 0
@@ -46,6 +47,7 @@ class SemanticLMConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    tie_weights: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_units", "max_units", "dim", "layers", "heads"):
@@ -93,6 +95,8 @@ class SemanticLM(nn.Module):
             mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
         self.head = nn.Linear(cfg.dim, cfg.n_units + 2, bias=False)
         init_weights(self, cfg.layers)
+        if cfg.tie_weights:
+            self.head.weight = self.unit_emb.weight
 
     # ---- training ------------------------------------------------------------------------------
     def _crop(self, units: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -58,6 +58,26 @@ def test_stage_learns_a_fixed_token_set(stage):
     assert out.tokens == {0: 13 + 3, 1: 22 * 2, 2: 22 * 2}[stage]
 
 
+def test_tied_semantic_lm_shares_one_matrix_and_still_learns():
+    torch.manual_seed(0)
+    tied = SemanticLM(SemanticLMConfig(n_units=16, text_vocab=20, max_text=6, max_units=16, tie_weights=True, **SIZE))
+    assert tied.head.weight is tied.unit_emb.weight
+    untied = tiny_models()[0]
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == 18 * 32
+    opt = torch.optim.AdamW(tied.parameters(), lr=1e-2)
+    batch = fixed_batch()
+    for _ in range(120):
+        out = tied.loss(batch)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert float(out.loss) < 0.1
+    assert tied.head.weight is tied.unit_emb.weight  # still one tensor after training
+    fresh = SemanticLM(tied.cfg)
+    fresh.load_state_dict(tied.state_dict())
+    assert torch.equal(fresh.head.weight, tied.unit_emb.weight) and fresh.head.weight is fresh.unit_emb.weight
+
+
 def test_padding_never_changes_the_loss_of_a_row():
     sem, coarse, fine = [m.eval() for m in tiny_models()]
     batch = fixed_batch()
