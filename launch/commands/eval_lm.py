@@ -27,8 +27,9 @@ def _metrics(text: str) -> tuple[str, ...]:
     return names
 
 
-def _common(p: argparse.ArgumentParser, out: str, items: str) -> None:
-    p.add_argument("--codec", required=True, metavar="SPEC", help="the codec the LM was trained on")
+def _common(p: argparse.ArgumentParser, out: str, items: str, codec: bool = True) -> None:
+    if codec:
+        p.add_argument("--codec", required=True, metavar="SPEC", help="the codec the LM was trained on")
     p.add_argument("--prompts", required=True, help="audio shards (or a folder) with speaker ids and texts")
     p.add_argument(f"--max-{items}", dest="max_items", type=int, default=20, help=f"{items} evaluated (default 20)")
     p.add_argument("--max-utterances", type=int, default=2000, help="utterances read from --prompts (default 2000)")
@@ -55,13 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tts)
 
     p = sub.add_parser("continue", help="speech continuation (AudioLM stages): WER/CER, similarity, failures")
-    _common(p, "runs/eval/continue", "items")
-    p.add_argument("--coarse", required=True, help="coarse stage checkpoint")
-    p.add_argument("--fine", required=True, help="fine stage checkpoint")
-    p.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")
-    p.add_argument("--semantic-model", help="semantic unit model directory")
-    for stage in ("coarse", "fine", "semantic"):
-        p.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
+    _common(p, "runs/eval/continue", "items", codec=False)
+    from launch.commands.generate_continue import stage_args
+
+    stage_args(p)  # --codec, the stages, or --stack
     p.add_argument("--seconds", type=float, default=None,
                    help="continuation length (default: as long as the rest of each real utterance)")
     p.set_defaults(func=cmd_continue)
@@ -128,6 +126,9 @@ def cmd_continue(a: argparse.Namespace) -> int:
     from audiolm.sampling import SamplingConfig
     from launch.commands.generate_continue import continue_speech, load_continue_models
 
+    from launch.commands.generate_continue import apply_stack
+
+    apply_stack(a)
     if a.seconds is not None and a.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {a.seconds}")
     models = load_continue_models(a.codec, a.coarse, a.fine, a.semantic, a.semantic_model, a.coarse_config,

@@ -10,6 +10,16 @@ the codec tokens alone (it must be trained with ``semantic_prefix: false``). Eac
 from the ``config.yaml`` LightningCLI saved in its run's log directory (found upward from the
 checkpoint) or from ``--coarse-config`` / ``--fine-config`` / ``--semantic-config``. The output holds
 the prompt followed by the continuation.
+
+``--stack FILE`` names the stage stack in one YAML file instead (keys ``codec``, ``semantic``,
+``semantic_model``, ``coarse``, ``fine`` and the ``*_config`` ones; relative paths are relative to
+the file); options on the command line win over it::
+
+    codec: ../codec/export
+    semantic: semantic/run/checkpoints/last.ckpt
+    semantic_model: ../semantic
+    coarse: coarse/run/checkpoints/last.ckpt
+    fine: fine/run/checkpoints/last.ckpt
 """
 
 from __future__ import annotations
@@ -24,13 +34,7 @@ import torch
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("continue", help="continue a prompt wav through semantic -> coarse -> fine stages")
-    p.add_argument("--codec", required=True, help="codec spec: export dir, .ckpt, or encodec24k")
-    p.add_argument("--coarse", required=True, help="coarse stage checkpoint (.ckpt of `codeclm lm fit`)")
-    p.add_argument("--fine", required=True, help="fine stage checkpoint")
-    p.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")
-    p.add_argument("--semantic-model", help="semantic unit model directory (`codeclm semantic fit`)")
-    for stage in ("coarse", "fine", "semantic"):
-        p.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
+    stage_args(p)
     p.add_argument("--prompt", required=True, help="prompt audio file")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to add after the prompt")
     p.add_argument("--out", required=True, help="output wav")
@@ -40,6 +44,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=run)
+
+
+STACK_KEYS = ("codec", "semantic", "semantic_model", "coarse", "fine", "coarse_config", "fine_config",
+              "semantic_config")
+
+
+def stage_args(p: argparse.ArgumentParser) -> None:
+    """The stage-stack options, shared by ``generate continue`` and ``eval continue``."""
+    p.add_argument("--stack", default=None, metavar="YAML", help="the stage stack in one file (see the module doc)")
+    p.add_argument("--codec", help="codec spec: export dir, .ckpt, or encodec24k")
+    p.add_argument("--coarse", help="coarse stage checkpoint (.ckpt of `codeclm lm fit`)")
+    p.add_argument("--fine", help="fine stage checkpoint")
+    p.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")
+    p.add_argument("--semantic-model", help="semantic unit model directory (`codeclm semantic fit`)")
+    for stage in ("coarse", "fine", "semantic"):
+        p.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
+
+
+def apply_stack(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the stage options the command line left out from ``--stack``; check the required ones."""
+    if getattr(args, "stack", None):
+        import yaml
+
+        path = Path(args.stack)
+        if not path.is_file():
+            raise FileNotFoundError(f"no stack file at {path}")
+        stack = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(stack, dict):
+            raise ValueError(f"{path} must be a mapping of {', '.join(STACK_KEYS)}")
+        unknown = sorted(set(stack) - set(STACK_KEYS))
+        if unknown:
+            raise ValueError(f"{path}: unknown key {unknown[0]!r}; the keys are {', '.join(STACK_KEYS)}")
+        for key, value in stack.items():
+            if getattr(args, key, None) is None and value is not None:
+                value = str(value)
+                local = path.parent / value
+                is_path = key != "codec" or not value.lower().startswith("encodec")
+                setattr(args, key, str(local) if is_path and not Path(value).is_absolute() else value)
+    missing = [k for k in ("codec", "coarse", "fine") if getattr(args, k, None) is None]
+    if missing:
+        raise ValueError(f"give --{missing[0]} (or {missing[0]}: in a --stack file)")
+    return args
 
 
 def find_run_config(ckpt: Path) -> Path:
@@ -154,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from audiolm.sampling import SamplingConfig
     from data.audio import read_audio
 
+    apply_stack(args)
     if bool(args.semantic) != bool(args.semantic_model):
         raise ValueError("--semantic and --semantic-model go together: give both or neither")
     if args.seconds <= 0:

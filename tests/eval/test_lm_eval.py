@@ -145,8 +145,13 @@ def test_eval_commands_run_end_to_end_on_tiny_random_models(demo_models, eval_sp
     assert (out / "report.html").exists() and "never" in printed
 
     out = tmp_path / "continue"
-    rc = main(["eval", "continue", *common, "--coarse", str(demo_models["coarse"]), "--fine", str(demo_models["fine"]),
-               "--semantic", str(demo_models["semantic"]), "--semantic-model", str(demo_models["semantic_model"]),
+    import os
+
+    stack = demo_models["codec"].parent / "stack.yaml"  # the stage stack in one file, paths relative to it
+    rel = {k: os.path.relpath(demo_models[v], stack.parent) for k, v in
+           (("coarse", "coarse"), ("fine", "fine"), ("semantic", "semantic"), ("semantic_model", "semantic_model"))}
+    stack.write_text("".join(f"{k}: {v}\n" for k, v in rel.items()))
+    rc = main(["eval", "continue", *common, "--stack", str(stack),
                "--max-items", "2", "--seconds", "0.3", "--out", str(out)])
     assert rc == 0
     saved = json.loads((out / "results.json").read_text())
@@ -208,3 +213,19 @@ def test_clone_says_a_long_text_part_by_part(demo_models, tmp_path, capsys):
     assert seconds == pytest.approx(parts * 0.2 + (parts - 1) * 0.2, abs=0.05)  # this AR never ends early
     assert main([*args, "--text", "Hello there.", "--out", str(tmp_path / "short.wav")]) == 0
     assert "said in" not in capsys.readouterr().out
+
+
+def test_a_stack_file_names_the_stages_and_the_command_line_wins(tmp_path):
+    import argparse
+
+    from launch.commands.generate_continue import apply_stack
+
+    stack = tmp_path / "stack.yaml"
+    stack.write_text("codec: encodec24k\ncoarse: runs/c.ckpt\nfine: /abs/f.ckpt\n")
+    a = apply_stack(argparse.Namespace(stack=str(stack), codec=None, coarse=None, fine="mine.ckpt", semantic=None))
+    assert (a.codec, a.coarse, a.fine) == ("encodec24k", str(tmp_path / "runs/c.ckpt"), "mine.ckpt")
+    stack.write_text("coarse: c.ckpt\nfien: f.ckpt\n")
+    with pytest.raises(ValueError, match="unknown key 'fien'"):
+        apply_stack(argparse.Namespace(stack=str(stack), codec="x", coarse=None, fine=None))
+    with pytest.raises(ValueError, match="give --fine"):
+        apply_stack(argparse.Namespace(stack=None, codec="x", coarse="c", fine=None))
