@@ -176,8 +176,9 @@ class CodecModule(L.LightningModule):
         for i, (u, p) in enumerate(zip(usage.tolist(), perplexity.tolist())):
             self.log(f"codebook/usage_{i}", u, rank_zero_only=True)
             self.log(f"codebook/perplexity_{i}", p, rank_zero_only=True)
-        collapsed = collapse_warning(usage)
-        if collapsed and self.global_rank == 0 and hist.sum() > 0:
+        seen = hist.sum(dim=1) > 0  # levels quantizer dropout left out all interval have no evidence
+        collapsed = [i for i in collapse_warning(usage) if bool(seen[i])]
+        if collapsed and self.global_rank == 0:
             log.warning("codebook levels %s use under 10%% of their codes (usage %s): the quantizer may be collapsing",
                         collapsed, [round(usage[i].item(), 3) for i in collapsed])
         self.codec.quantizer.reset_code_histogram()
