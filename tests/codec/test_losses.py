@@ -230,6 +230,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
             },
             f"{out_dir}/rank{rank}.pt",
         )
+        dist.barrier()  # both ranks done before gloo tears down (a rank leaving early can abort the other)
     finally:
         dist.destroy_process_group()
 

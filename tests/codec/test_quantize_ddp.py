@@ -60,6 +60,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.save({kind: _train(kind, rank, world) for kind in KINDS}, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # both ranks done before gloo tears down (a rank leaving early can abort the other)
     finally:
         dist.destroy_process_group()
 

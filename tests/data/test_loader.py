@@ -192,7 +192,7 @@ def test_workers_outlive_the_stop_signals_a_cluster_sends_to_every_process(shard
     whole = [k for b in loader for k in b.keys]
     loader.set_epoch(0)
     it = iter(loader)
-    keys = list(next(it).keys)
+    keys = list(next(it).keys) + list(next(it).keys)  # one batch from each worker: both have started
     workers = multiprocessing.active_children()
     assert len(workers) == 2
     for w in workers:
