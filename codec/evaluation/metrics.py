@@ -28,6 +28,7 @@ OPTIONAL = ("pesq", "stoi", "visqol")
 ALL_METRICS = ALWAYS + OPTIONAL
 HIGHER_IS_BETTER = {"mel": False, "stft": False, "si_sdr": True, "pesq": True, "stoi": True, "visqol": True}
 MAX_LAG_SECONDS = 0.1
+VISQOL_MIN_SECONDS = 0.75
 
 
 def _resample_np(wav: np.ndarray, sr: int, new_sr: int) -> np.ndarray:
@@ -83,6 +84,9 @@ def _visqol_fn() -> Callable[[np.ndarray, np.ndarray, int], float]:
 
     def run(ref: np.ndarray, deg: np.ndarray, sr: int) -> float:
         r, d = _resample_np(ref, sr, 16000), _resample_np(deg, sr, 16000)
+        if min(r.size, d.size) < VISQOL_MIN_SECONDS * 16000:  # visqol-python fails inside (IndexError)
+            raise ValueError(f"ViSQOL needs at least {VISQOL_MIN_SECONDS} s of audio, the clip has "
+                             f"{min(r.size, d.size) / 16000:.2f} s")
         return float(api.measure_from_arrays(r.astype(np.float64), d.astype(np.float64), 16000).moslqo)
 
     return run

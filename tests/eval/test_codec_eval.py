@@ -157,3 +157,13 @@ def test_cli_evaluates_an_exported_codec_and_counts_unreadable_files(speech_toke
     with pytest.raises(SystemExit) as e:
         main(["eval", "codec", "--codec", "x", "--audio", "y", "--bandwidths", "six"])
     assert e.value.code == 2 and "comma-separated kbps" in capsys.readouterr().err
+
+
+def test_a_clip_too_short_for_visqol_is_a_counted_failure_with_the_reason():
+    from codec.evaluation.metrics import MetricSet
+
+    t = np.arange(8000) / 16000  # 0.5 s
+    ref = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    values, errors, _ = MetricSet(("pesq", "stoi")).measure(ref, ref.copy(), 16000)
+    assert values["visqol"] is None and "ViSQOL needs at least 0.75 s" in errors["visqol"]
+    assert values["si_sdr"] > 60  # the other metrics still measure the clip
