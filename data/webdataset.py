@@ -26,9 +26,7 @@ any position without decoding: :class:`ShardLoader` saves the position in checkp
 from __future__ import annotations
 
 import math
-import os
 import random
-import signal
 import tarfile
 from typing import Any, Callable, Iterator
 
@@ -41,6 +39,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from data.loader_state import LoaderPosition, ResumePlan, loader_state, plan_from_state, worker_share
 from data.skips import SkipCounter, log
 from data.urls import ShardSet, expand_urls
+from data.worker_signals import WorkerInit
 
 Decoder = Callable[[dict, torch.Generator], "dict | None"]
 Collator = Callable[[list[dict]], Any]
@@ -317,35 +316,6 @@ def _mix(base: int, n: int) -> int:
     return (z ^ (z >> 31)) >> 2
 
 
-def stop_signals() -> list[signal.Signals]:
-    """The signals a cluster sends to say "stop": SIGTERM, SIGINT, the warning signals SIGUSR1/SIGUSR2
-    and the one ``CODECLM_REQUEUE_SIGNAL`` names."""
-    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2}
-    name = os.environ.get("CODECLM_REQUEUE_SIGNAL", "").upper()
-    if name:
-        sigs.add(getattr(signal, name if name.startswith("SIG") else f"SIG{name}", signal.SIGUSR1))
-    return sorted(sigs)
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """In a DataLoader worker: leave the stop signals to the training process. SLURM, ``timeout``
-    and a terminal deliver them to every process of the job, workers included; a worker killed by
-    one would end the run with "DataLoader worker is killed" before the main process could finish
-    its step and save. Workers still exit when the main process does."""
-    for sig in stop_signals():
-        signal.signal(sig, signal.SIG_IGN)
-
-
-class _WorkerInit:
-    def __init__(self, user: Any = None) -> None:
-        self.user = user
-
-    def __call__(self, worker_id: int) -> None:
-        ignore_stop_signals(worker_id)
-        if self.user is not None:
-            self.user(worker_id)
-
-
 class ShardLoader(DataLoader):
     """A DataLoader over a :class:`ShardDataset` that advances the dataset's epoch on every pass
     (or takes it from :meth:`set_epoch`), so each epoch reads a new, reproducible order.
@@ -363,7 +333,7 @@ class ShardLoader(DataLoader):
         dataset.tag_batches = dataset.train
         kw.setdefault("batch_size", None)
         kw.setdefault("generator", torch.Generator().manual_seed(dataset.seed))
-        kw["worker_init_fn"] = _WorkerInit(kw.get("worker_init_fn"))
+        kw["worker_init_fn"] = WorkerInit(kw.get("worker_init_fn"))
         super().__init__(dataset, num_workers=num_workers, pin_memory=pin_memory, **kw)
         self._next_epoch: int | None = None
         self._resume: ResumePlan | None = None

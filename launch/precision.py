@@ -17,7 +17,7 @@ BF16 = {"bf16", "bf16-mixed", "bf16-true"}
 
 def _device(accelerator) -> str:
     name = str(accelerator or "auto").lower()
-    if name in ("cpu",):
+    if name == "cpu":
         return "cpu"
     if name in ("gpu", "cuda"):
         return "cuda"

@@ -54,6 +54,11 @@ def stage_args(p: argparse.ArgumentParser) -> None:
     """The stage-stack options, shared by ``generate continue`` and ``eval continue``."""
     p.add_argument("--stack", default=None, metavar="YAML", help="the stage stack in one file (see the module doc)")
     p.add_argument("--codec", help="codec spec: export dir, .ckpt, or encodec24k")
+    stage_checkpoint_args(p)
+
+
+def stage_checkpoint_args(p) -> None:
+    """The stage checkpoints and their run configs (also the demo's continuation options)."""
     p.add_argument("--coarse", help="coarse stage checkpoint (.ckpt of `codeclm lm fit`)")
     p.add_argument("--fine", help="fine stage checkpoint")
     p.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")

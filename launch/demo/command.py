@@ -15,6 +15,7 @@ import ipaddress
 import sys
 
 from launch.commands.generate_clone import DEFAULT_TEXT_MODEL
+from launch.commands.generate_continue import stage_checkpoint_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
                    help=f"phonemes.json or sentencepiece .model the VALL-E stages use (default {DEFAULT_TEXT_MODEL})")
     g.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
-    g = p.add_argument_group("continuation (as `codeclm generate continue`)")
-    g.add_argument("--coarse", help="coarse stage checkpoint")
-    g.add_argument("--fine", help="fine stage checkpoint")
-    g.add_argument("--semantic", help="semantic stage checkpoint (needs --semantic-model)")
-    g.add_argument("--semantic-model", help="semantic unit model directory (`codeclm semantic fit`)")
-    for stage in ("coarse", "fine", "semantic"):
-        g.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
+    stage_checkpoint_args(p.add_argument_group("continuation (as `codeclm generate continue`)"))
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     g.add_argument("--port", type=int, default=7860, help="port (default 7860)")
