@@ -4,6 +4,10 @@ A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; 
 the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy. A step
 whose loss or gradients are not finite on any rank is skipped on all of them
 (:mod:`launch.numerics`).
+A stage model with ``length_stats`` (the VALL-E AR stage) has each training batch's frames per
+text token added to them, summed over every rank first (so all ranks hold the same numbers); they
+also travel at the checkpoint's top level, so a resumed run (FSDP included, whose model state
+leaves extra state out) continues them.
 Precision (bf16 on GPU) and parallelism come from the Trainer, compilation from ``compile``; under
 ``ModelParallelStrategy`` the model is sharded with FSDP (:mod:`audiolm.parallelize`).
 """
@@ -83,9 +87,19 @@ class LMModule(L.LightningModule):
 
     def training_step(self, batch: TokenBatch, batch_idx: int) -> torch.Tensor:
         out = self.model.loss(batch)
+        self._observe_lengths(batch)
         self._log_output(out, "train", len(batch))
         self._step_losses.append(out.loss.detach())
         return out.loss
+
+    def _observe_lengths(self, batch: TokenBatch) -> None:
+        stats = getattr(self.model, "length_stats", None)
+        if stats is None:
+            return
+        sums = stats.batch_sums(batch)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        stats.add(sums, batch.frame_rate)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -97,10 +111,16 @@ class LMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["nonfinite"] = self.nonfinite.state_dict()
+        stats = getattr(self.model, "length_stats", None)
+        if stats is not None:
+            checkpoint["length_stats"] = stats.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "nonfinite" in checkpoint:
             self.nonfinite.load_state_dict(checkpoint["nonfinite"])
+        stats = getattr(self.model, "length_stats", None)
+        if stats is not None and "length_stats" in checkpoint:
+            stats.load_state_dict(checkpoint["length_stats"])
 
     def validation_step(self, batch: TokenBatch, batch_idx: int) -> None:
         self._log_output(self.model.loss(batch), "val", len(batch))

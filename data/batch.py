@@ -47,7 +47,8 @@ class TokenBatch:
     codes: ``[B, K, T]`` int64; lengths: ``[B]`` valid frames; mask: ``[B, T]`` True on real
     frames. text_tokens: ``[B, L]`` int64 (sentencepiece pieces or phoneme ids, 0-padded) with
     text_lengths ``[B]``; semantic: ``[B, S]`` int64 semantic units with semantic_lengths ``[B]``
-    when the shards carry them.
+    when the shards carry them. cropped: ``[B]`` bool, True where the loader cut the utterance to
+    its ``max_frames`` (its text then says more than its codes), None when unknown.
     """
 
     codes: torch.Tensor
@@ -61,6 +62,7 @@ class TokenBatch:
     text_lengths: torch.Tensor | None = None
     semantic: torch.Tensor | None = None
     semantic_lengths: torch.Tensor | None = None
+    cropped: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.codes.dim() != 3:

@@ -146,7 +146,8 @@ class TokenDecoder:
                 start = int(torch.randint(0, t - self.cfg.max_frames + 1, (1,), generator=gen))
             stop = start + self.cfg.max_frames
             codes_t = codes_t[:, start:stop]
-        item = {"codes": codes_t, "key": key, "text": meta.get("text") or "", "speaker": meta.get("speaker") or ""}
+        item = {"codes": codes_t, "key": key, "text": meta.get("text") or "", "speaker": meta.get("speaker") or "",
+                "cropped": stop - start < t}
         if "semantic.npy" in sample:
             sem = torch.from_numpy(load_npy(sample["semantic.npy"]).astype(np.int64))
             per_frame = sem.shape[0] / t  # semantic units and codec frames may run at different rates
@@ -171,7 +172,8 @@ def collate_tokens(items: list[dict], frame_rate: float) -> TokenBatch:
     codes, lengths = _pad([it["codes"] for it in items])
     batch = TokenBatch(codes=codes, lengths=lengths, mask=lengths_to_mask(lengths, codes.shape[-1]),
                        frame_rate=frame_rate, keys=[it["key"] for it in items],
-                       texts=[it["text"] for it in items], speakers=[it["speaker"] for it in items])
+                       texts=[it["text"] for it in items], speakers=[it["speaker"] for it in items],
+                       cropped=torch.tensor([bool(it.get("cropped", False)) for it in items]))
     if all("text_tokens" in it for it in items):
         batch.text_tokens, batch.text_lengths = _pad([it["text_tokens"] for it in items])
     if all("semantic" in it for it in items):

@@ -18,7 +18,10 @@
 
 The model's config travels inside its ``state_dict`` (``_extra_state``, plain dict of numbers
 and strings), so a Lightning checkpoint of ``LMModule`` is enough to rebuild the model:
-:func:`audiolm.models.valle_generate.load_stage` reads it back.
+:func:`audiolm.models.valle_generate.load_stage` reads it back. The AR stage's extra state also
+holds ``length_stats`` (:class:`audiolm.models.valle_length.LengthStats`: frames per text token
+over its training utterances, added by ``LMModule`` during ``lm fit``), from which generation
+bounds the length of new speech.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from audiolm.nn import KVCache, Transformer, TransformerConfig, init_weights, prefix_causal_mask
+from audiolm.models.valle_length import LengthStats
 from audiolm.output import LMOutput, masked_codebook_stats
 from data.batch import TokenBatch
 
@@ -94,13 +98,18 @@ def check_codes(codes: torch.Tensor, cfg: ValleConfig) -> None:
 
 
 class StageConfigState(nn.Module):
-    """Keeps ``cfg`` (a :class:`ValleConfig`) in the state dict as ``_extra_state``."""
+    """Keeps ``cfg`` (a :class:`ValleConfig`) in the state dict as ``_extra_state``, with the
+    stage's ``length_stats`` when it has them (a checkpoint without them loads as none measured)."""
 
     kind = "stage"
     cfg: ValleConfig
+    length_stats: LengthStats | None = None
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "config": asdict(self.cfg)}
+        state: dict[str, Any] = {"kind": self.kind, "config": asdict(self.cfg)}
+        if self.length_stats is not None:
+            state["length_stats"] = self.length_stats.state_dict()
+        return state
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict):
@@ -110,6 +119,8 @@ class StageConfigState(nn.Module):
         if state.get("kind") != self.kind or state.get("config") != asdict(self.cfg):
             raise ValueError(f"checkpoint holds a {state.get('kind')} model with config {state.get('config')}, "
                              f"not this {self.kind} model ({asdict(self.cfg)})")
+        if self.length_stats is not None:
+            self.length_stats.load_state_dict(state.get("length_stats") or LengthStats().state_dict())
 
 
 class ValleAR(StageConfigState):
@@ -121,6 +132,7 @@ class ValleAR(StageConfigState):
     def __init__(self, cfg: ValleConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.length_stats = LengthStats()  # frames per text token of the training data (``LMModule`` adds)
         self.eos, self.bos = cfg.cardinality, cfg.cardinality + 1
         self.text_emb = nn.Embedding(cfg.text_vocab, cfg.dim)
         self.audio_emb = nn.Embedding(cfg.cardinality + 2, cfg.dim)

@@ -1,14 +1,21 @@
 """Zero-shot voice cloning with a VALL-E AR + NAR pair.
 
 ``clone(ar, nar, text_tokens [L], prompt_codes [K, Tp], prompt_text_tokens [Lp] | None,
-sampling, max_frames) -> codes [K, T]`` returns the codes of the new speech only (prompt excluded):
+sampling, bounds) -> CloneCodes`` makes the codes ``[K, T]`` of the new speech only (prompt
+excluded):
 
 1. the AR stage is prefilled with ``[prompt text + text ; BOS + prompt codebook 0]`` and then
-   decodes codebook 0 with its KV cache, one frame a step, until EOS or ``max_frames`` new frames
-   (``generate_codebook0``; ``use_cache=False`` recomputes the whole sequence every step, the
-   reference the cached path must equal);
+   decodes codebook 0 with its KV cache, one frame a step (``generate_codebook0``;
+   ``use_cache=False`` recomputes the whole sequence every step, the reference the cached path
+   must equal). EOS is suppressed (its logit set to -inf) until ``min_frames`` new frames exist,
+   and decoding stops at EOS, at ``max_frames`` new frames, or where the model's context
+   (``cfg.max_frames`` minus the prompt) ends; the typed result says which (``stop``);
 2. the NAR stage fills codebooks ``1..K-1`` one stage at a time, the prompt codes given with all
    K codebooks (``fill_codebooks``; greedy unless ``nar_sampling`` is given).
+
+The bounds come from the length of the target text (not the prompt's) times the frames per text
+token the AR model measured on its training data (:mod:`audiolm.models.valle_length`); ``clone``
+computes them with the default ratios when none are given.
 
 Sampling follows :class:`audiolm.sampling.SamplingConfig` (temperature 0 is greedy; ``seed``
 makes a run repeatable). Batch of one.
@@ -19,12 +26,14 @@ the model's config is stored in its state dict (see ``valle.py``), so no YAML is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from audiolm.models.valle import ValleAR, ValleConfig
+from audiolm.models.valle_length import LengthBounds, LengthConfig, length_bounds
 from audiolm.models.valle_nar import ValleNAR
 from audiolm.sampling import SamplingConfig, select_tokens
 
@@ -51,21 +60,44 @@ def load_stage(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     return model.to(device).eval()
 
 
+STOPS = ("eos", "max_frames", "context")
+
+
+@dataclass
+class Codebook0Result:
+    """New codebook-0 ``tokens [T]`` (EOS not included) and why decoding stopped: ``eos`` (the model
+    chose it), ``max_frames`` (the maximum asked for) or ``context`` (the model's ``max_frames``
+    minus the prompt came first). ``min_frames`` / ``max_frames``: the bounds used (after the
+    context); ``eos_suppressed``: steps below the minimum at which EOS was the most likely token."""
+
+    tokens: torch.Tensor
+    stop: str
+    min_frames: int
+    max_frames: int
+    eos_suppressed: int = 0
+
+
 @torch.no_grad()
 def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, sampling: SamplingConfig,
-                       max_frames: int, use_cache: bool = True,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       max_frames: int, use_cache: bool = True, generator: torch.Generator | None = None,
+                       min_frames: int = 0) -> Codebook0Result:
     """text ``[L]`` (prompt text + target text), prompt0 ``[Tp]`` (codebook 0 of the prompt) ->
-    new codebook-0 tokens ``[T]``, T <= max_frames (EOS not included)."""
+    new codebook-0 tokens, ``min(min_frames, room) <= T <= min(max_frames, room)`` where ``room``
+    is what the model's context leaves after the prompt (see :class:`Codebook0Result`)."""
     cfg = ar.cfg
     if text.dim() != 1 or prompt0.dim() != 1:
         raise ValueError(f"text and prompt0 must be 1-D, got {tuple(text.shape)} and {tuple(prompt0.shape)}")
     if text.numel() > cfg.max_text:
         raise ValueError(f"text of {text.numel()} tokens (prompt + target) exceeds the AR model's max_text {cfg.max_text}")
-    max_frames = min(max_frames, cfg.max_frames - prompt0.numel())
-    if max_frames < 1:
+    if max_frames < 1 or min_frames < 0:
+        raise ValueError(f"need max_frames >= 1 and min_frames >= 0, got {max_frames} and {min_frames}")
+    room = cfg.max_frames - prompt0.numel()
+    if room < 1:
         raise ValueError(f"the prompt ({prompt0.numel()} frames) leaves no room under max_frames {cfg.max_frames}: "
                          "use a shorter prompt")
+    limit_stop = "context" if room < max_frames else "max_frames"
+    max_frames = min(max_frames, room)
+    min_frames = min(min_frames, max_frames)
     dev = text.device
     audio = torch.cat([torch.tensor([ar.bos], device=dev), prompt0.to(dev)])[None]  # [1, 1 + Tp]
     text = text[None]
@@ -76,10 +108,15 @@ def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, s
     else:
         ones = torch.ones(1, dtype=torch.long, device=dev)
         logits = ar(text, ones * text.shape[1], audio, ones * audio.shape[1])[:, -1]
-    position = audio.shape[1]
-    for _ in range(max_frames):
-        token = select_tokens(logits.float(), sampling, generator=generator)  # [1]
+    position, stop, suppressed = audio.shape[1], limit_stop, 0
+    while len(out) < max_frames:
+        logits = logits.float()
+        if len(out) < min_frames:
+            suppressed += int(int(logits[0].argmax()) == ar.eos)
+            logits[:, ar.eos] = float("-inf")
+        token = select_tokens(logits, sampling, generator=generator)  # [1]
         if int(token) == ar.eos:
+            stop = "eos"
             break
         out.append(int(token))
         if len(out) == max_frames:
@@ -91,7 +128,7 @@ def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, s
             ones = torch.ones(1, dtype=torch.long, device=dev)
             logits = ar(text, ones * text.shape[1], audio, ones * audio.shape[1])[:, -1]
         position += 1
-    return torch.tensor(out, dtype=torch.long, device=dev)
+    return Codebook0Result(torch.tensor(out, dtype=torch.long, device=dev), stop, min_frames, max_frames, suppressed)
 
 
 @torch.no_grad()
@@ -116,22 +153,43 @@ def fill_codebooks(nar: ValleNAR, text: torch.Tensor, prompt_codes: torch.Tensor
     return codes[0, :, tp:]
 
 
+@dataclass
+class CloneCodes:
+    """``codes [K, T]`` of the new speech; ``stop``, ``min_frames``, ``max_frames`` and
+    ``eos_suppressed`` as in :class:`Codebook0Result` (the bounds after the context);
+    ``bounds``: what the text and the length statistics asked for."""
+
+    codes: torch.Tensor
+    stop: str
+    min_frames: int
+    max_frames: int
+    eos_suppressed: int
+    bounds: LengthBounds
+
+
 def clone(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: torch.Tensor,
-          prompt_text_tokens: torch.Tensor | None, sampling: SamplingConfig, max_frames: int,
-          nar_sampling: SamplingConfig | None = None) -> torch.Tensor:
-    """Codes ``[K, T]`` of ``text_tokens`` spoken in the voice of ``prompt_codes`` (see the module doc)."""
+          prompt_text_tokens: torch.Tensor | None, sampling: SamplingConfig, bounds: LengthBounds | None = None,
+          nar_sampling: SamplingConfig | None = None) -> CloneCodes:
+    """``text_tokens`` spoken in the voice of ``prompt_codes`` (see the module doc); ``bounds``
+    default to :func:`~audiolm.models.valle_length.length_bounds` of the target text with the
+    AR model's statistics and the default ratios."""
     if prompt_codes.dim() != 2:
         raise ValueError(f"prompt_codes must be [K, Tp], got {tuple(prompt_codes.shape)}")
     if ar.cfg.cardinality != nar.cfg.cardinality:
         raise ValueError(f"AR and NAR models disagree on the codebook size ({ar.cfg.cardinality} vs "
                          f"{nar.cfg.cardinality}): train both on the same codec")
+    if bounds is None:
+        bounds = length_bounds(ar.length_stats, text_tokens.numel(), LengthConfig())
     dev = next(ar.parameters()).device
     prompt_codes = prompt_codes[: nar.cfg.num_codebooks].to(dev)
     text = text_tokens.to(dev)
     if prompt_text_tokens is not None:
         text = torch.cat([prompt_text_tokens.to(dev), text])
     generator = sampling.make_generator(dev)
-    codes0 = generate_codebook0(ar, text, prompt_codes[0], sampling, max_frames, generator=generator)
-    if codes0.numel() == 0:
-        return torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
-    return fill_codebooks(nar, text, prompt_codes, codes0, nar_sampling, generator)
+    gen = generate_codebook0(ar, text, prompt_codes[0], sampling, bounds.max_frames, generator=generator,
+                             min_frames=bounds.min_frames)
+    if gen.tokens.numel() == 0:
+        codes = torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
+    else:
+        codes = fill_codebooks(nar, text, prompt_codes, gen.tokens, nar_sampling, generator)
+    return CloneCodes(codes, gen.stop, gen.min_frames, gen.max_frames, gen.eos_suppressed, bounds)

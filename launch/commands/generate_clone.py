@@ -3,6 +3,7 @@
     codeclm generate clone --codec SPEC --ar AR.ckpt --nar NAR.ckpt --prompt voice.wav \\
         --text "Hello there." [--prompt-text "what the prompt says"] --out clone.wav \\
         [--text-model phonemes.json|spm.model] [--temperature T --top-k K --top-p P --seed S]
+        [--min-length-ratio 0.5 --max-length-ratio 2]
 
 The stage models are rebuilt from the Lightning checkpoints of ``codeclm lm fit`` alone: each
 VALL-E model keeps its config in its state dict (see ``audiolm/models/valle.py``). The text model
@@ -10,17 +11,26 @@ must be the one the stages were trained with: a ``phonemes.json`` (the text is t
 by espeak-ng, ``--voice`` picks its language) or a sentencepiece ``.model``. The prompt is read
 with soundfile, mixed to mono, resampled to the codec's rate and encoded; the written wav holds
 the new speech only.
+
+The new speech's length is bounded by its text: the AR model stored the frames per text token of
+its training data, and the clone's expected length is the text's tokens (the target text, not the
+prompt's) times that ratio. EOS is suppressed until ``--min-length-ratio`` x the expected length
+and generation stops at ``--max-length-ratio`` x it (and at ``--max-seconds``, and where the
+model's context ends); the command says when either bound was hit. A checkpoint trained before
+the ratio was stored uses a default measured on espeak speech, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 DEFAULT_TEXT_MODEL = "runs/quickstart/text/phonemes.json"
+NO_STATS = ("the AR checkpoint holds no frames-per-token statistics (trained before they were stored): the length "
+            "bounds use the espeak default")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text", required=True, help="what the clone says")
     p.add_argument("--prompt-text", default=None, help="what the prompt says (better alignment when given)")
     p.add_argument("--recognize-prompt", action="store_true",
-                   help="without --prompt-text: transcribe the prompt with pocketsphinx (the eval extra) and use "
-                        "what it hears (check it: the recognizer is weak on synthetic voices)")
+                   help="without --prompt-text: transcribe the prompt with the --asr recognizer (the eval extra) "
+                        "and use what it hears (it is printed: check it)")
+    from launch.commands.asr_option import add_asr_argument
+
+    add_asr_argument(p, "the recognizer of --recognize-prompt", none=False)
     p.add_argument("--out", required=True, help="wav file to write")
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
                    help=f"phonemes.json or sentencepiece .model used in training (default {DEFAULT_TEXT_MODEL})")
@@ -43,9 +56,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None, help="AR top-k filter")
     p.add_argument("--top-p", type=float, default=None, help="AR nucleus filter")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
-    p.add_argument("--max-seconds", type=float, default=20.0, help="longest speech generated (default 20)")
+    p.add_argument("--max-seconds", type=float, default=20.0,
+                   help="longest speech generated, whatever the text (default 20)")
+    length_args(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=run)
+
+
+def length_args(p: argparse.ArgumentParser) -> None:
+    """``--min-length-ratio`` / ``--max-length-ratio``: the clone's length bounds."""
+    p.add_argument("--min-length-ratio", type=float, default=0.5,
+                   help="EOS is suppressed until the speech is this fraction of the length expected for the text "
+                        "(text tokens x the frames per token of the training data; default 0.5)")
+    p.add_argument("--max-length-ratio", type=float, default=2.0,
+                   help="generation stops at this multiple of the expected length (default 2)")
+
+
+def length_config(a: argparse.Namespace):
+    from audiolm.models.valle_length import LengthConfig
+
+    return LengthConfig(min_ratio=a.min_length_ratio, max_ratio=a.max_length_ratio)
 
 
 def text_encoder(path: str, voice: str):
@@ -98,13 +128,45 @@ class CloneModels:
 
 @dataclass
 class CloneResult:
-    """The new speech ``wav [C, T]`` (float32 numpy, prompt excluded) at ``sample_rate``."""
+    """The new speech ``wav [C, T]`` (float32 numpy, prompt excluded) at ``sample_rate``.
+
+    ``stop``: why the AR stage stopped (``eos``, ``max_frames``: the maximum length, ``context``:
+    the end of the model's context); ``limit`` / ``min_frames``: the most and fewest frames it
+    could make (``frame_rate`` a second); ``eos_suppressed``: steps below the minimum at which EOS
+    was its most likely token; ``measured``: the bounds came from the model's own statistics.
+    For several parts (``speak_long``) the counts add up and ``stop`` is the first that was not EOS."""
 
     wav: Any
     sample_rate: int
     frames: int
     codebooks: int
     limit: int = 0  # the most frames the AR stage could add; frames == limit: it never chose EOS
+    stop: str = "eos"
+    min_frames: int = 0
+    eos_suppressed: int = 0
+    frame_rate: float = 0.0
+    measured: bool = True
+    parts: list = field(default_factory=list)
+
+    def length_notes(self) -> list[str]:
+        """What the length bounds did, one line each (nothing when the model chose EOS between them)."""
+        if self.parts:
+            notes = [f"part {i + 1}: {n}" for i, r in enumerate(self.parts) for n in r.length_notes() if n != NO_STATS]
+            return notes + ([] if self.measured else [NO_STATS])
+        rate = self.frame_rate or 1.0
+        unit = "s" if self.frame_rate else "frames"
+        notes = []
+        if self.stop == "max_frames":
+            notes.append(f"stopped at the maximum length {self.limit / rate:.2f} {unit}: the model never chose EOS")
+        elif self.stop == "context":
+            notes.append(f"stopped at the end of the model's context ({self.limit / rate:.2f} {unit} after this "
+                         "prompt): the model never chose EOS")
+        if self.eos_suppressed:
+            notes.append(f"EOS suppressed until the minimum length {self.min_frames / rate:.2f} {unit} (the model "
+                         f"wanted to end {self.eos_suppressed} times before it)")
+        if not self.measured:
+            notes.append(NO_STATS)
+        return notes
 
 
 def load_clone_models(codec: str, ar: str, nar: str, text_model: str = DEFAULT_TEXT_MODEL, voice: str = "en-us",
@@ -142,13 +204,15 @@ def text_ids(models: CloneModels, text: str):
 
 
 def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_seconds: float,
-                 on_stage: Callable[[str], None] | None = None) -> CloneResult:
+                 on_stage: Callable[[str], None] | None = None, lengths=None) -> CloneResult:
     """Speak ``text`` (ids ``[L]``) in the voice of ``prompt`` (``[1, 1, T]`` audio at the codec's
     rate); ``prompt_text``: ids of what the prompt says, or None. ``on_stage`` hears "encode",
-    "generate" and "decode" as each begins."""
+    "generate" and "decode" as each begins. ``lengths``: a
+    :class:`~audiolm.models.valle_length.LengthConfig` (None: the default ratios)."""
     import torch
 
     from audiolm.models.valle_generate import clone
+    from audiolm.models.valle_length import length_bounds
 
     ar, nar, codec = models.ar, models.nar, models.codec
     k = nar.cfg.num_codebooks
@@ -163,16 +227,16 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
             prompt = prompt[:, -keep:]  # the prompt's end: leave room for the new speech
             room = ar.cfg.max_frames - keep
         stage("generate")
-        codes = clone(ar, nar, text, prompt, prompt_text, sampling, min(max_frames, room))
-        if codes.shape[1] == 0:
-            raise RuntimeError("the AR model ended the speech at once (EOS first): try another --seed or "
-                               "a higher --temperature, or train the LM longer")
+        bounds = length_bounds(ar.length_stats, text.numel(), lengths, float(codec.frame_rate), cap=max_frames)
+        out = clone(ar, nar, text, prompt, prompt_text, sampling, bounds)
+        codes = out.codes
         stage("decode")
         full = torch.cat([prompt, codes], dim=1)  # decode in context, keep the new part
         wav = codec.decode(full[None])[0].float().cpu()
     hop = wav.shape[-1] / full.shape[1]
     wav = wav[:, int(round(prompt.shape[1] * hop)):].numpy()  # [C, T]
-    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), min(max_frames, room))
+    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), out.max_frames,
+                       out.stop, out.min_frames, out.eos_suppressed, float(codec.frame_rate), bounds.measured)
 
 
 def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
@@ -201,10 +265,11 @@ def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
 
 
 def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, sampling, max_seconds: float,
-               pause: float = 0.2) -> tuple[CloneResult, int]:
+               pause: float = 0.2, lengths=None) -> tuple[CloneResult, int]:
     """Long-form cloning: ``text`` past the AR model's text context is said part by part (whole
     sentences where they fit), each part in the prompt's voice, joined by ``pause`` seconds of
-    silence. Returns the joined result and the number of parts."""
+    silence; each part's length is bounded by its own text (``lengths``, as in ``clone_speech``).
+    Returns the joined result (``parts``: each part's) and the number of parts."""
     import numpy as np
 
     max_text = models.ar.cfg.max_text
@@ -213,30 +278,35 @@ def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, 
     if ids.numel() <= max_text:  # one part; the prompt's words are a help, not a need
         if pids is not None and pids.numel() + ids.numel() > max_text:
             pids = None
-        return clone_speech(models, prompt, ids, pids, sampling, max_seconds), 1
+        return clone_speech(models, prompt, ids, pids, sampling, max_seconds, lengths=lengths), 1
     if pids is not None and pids.numel() > max_text // 2:
         pids = None
     room = max_text - (pids.numel() if pids is not None else 0)
     parts = split_text(text, lambda t: text_ids(models, t).numel() <= room)
-    results = [clone_speech(models, prompt, text_ids(models, part), pids, sampling, max_seconds) for part in parts]
+    results = [clone_speech(models, prompt, text_ids(models, part), pids, sampling, max_seconds, lengths=lengths)
+               for part in parts]
     sr = results[0].sample_rate
     gap = np.zeros((results[0].wav.shape[0], int(pause * sr)), dtype=np.float32)
     wav = np.concatenate([x for r in results for x in (r.wav, gap)][:-1], axis=1)
-    return CloneResult(wav, sr, sum(r.frames for r in results), results[0].codebooks,
-                       sum(r.limit for r in results)), len(parts)
+    stop = next((r.stop for r in results if r.stop != "eos"), "eos")
+    return CloneResult(wav, sr, sum(r.frames for r in results), results[0].codebooks, sum(r.limit for r in results),
+                       stop, sum(r.min_frames for r in results), sum(r.eos_suppressed for r in results),
+                       results[0].frame_rate, results[0].measured, results), len(parts)
 
 
-def recognize_prompt(prompt, sample_rate: int) -> str | None:
-    """What pocketsphinx hears in the prompt ``[1, C, T]`` (None when it hears nothing); says it."""
+def recognize_prompt(prompt, sample_rate: int, asr_name: str = "whisper-tiny") -> str | None:
+    """What the recognizer ``asr_name`` hears in the prompt ``[1, C, T]`` (None when it hears
+    nothing); says it."""
     from audiolm.evaluation.asr import load_transcriber
     from audiolm.evaluation.evaluate import to_16k
 
-    asr, why = load_transcriber()
+    asr, why = load_transcriber(asr_name)
     if asr is None:
         raise RuntimeError(f"--recognize-prompt needs the recognizer: {why}; install the eval extra "
                            "(pip install 'codeclm[eval]') or give --prompt-text")
     heard = asr(to_16k(prompt[0].mean(dim=0).numpy(), sample_rate)).strip()
-    print(f"prompt transcript (recognized): {heard!r}" if heard else "prompt transcript: nothing recognized")
+    print(f"prompt transcript (recognized by {asr.name}): {heard!r}" if heard
+          else f"prompt transcript: nothing recognized by {asr.name}")
     return heard or None
 
 
@@ -250,12 +320,13 @@ def run(a: argparse.Namespace) -> int:
     models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
     text_ids(models, a.text)  # the vocabulary is checked before any work
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    lengths = length_config(a)
     torch.manual_seed(a.seed)
     start = time.time()
     prompt = read_prompt(a.prompt, models.codec.sample_rate)
     if a.prompt_text is None and a.recognize_prompt:
-        a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate))
-    result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds)
+        a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate), a.asr)
+    result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds, lengths=lengths)
     if parts > 1:
         print(f"the text is longer than the AR model's context ({models.ar.cfg.max_text} text tokens): said in "
               f"{parts} parts")
@@ -265,4 +336,6 @@ def run(a: argparse.Namespace) -> int:
     sf.write(out, np.clip(wav, -1.0, 1.0).T, result.sample_rate, subtype="PCM_16")
     print(f"{out}: {wav.shape[-1] / result.sample_rate:.2f} s ({result.frames} frames x {result.codebooks} "
           f"codebooks) at {result.sample_rate} Hz in {time.time() - start:.1f} s")
+    for note in result.length_notes():
+        print(note)
     return 0

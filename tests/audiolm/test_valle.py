@@ -11,6 +11,7 @@ import torch
 
 from audiolm.models.valle import ValleAR, ValleConfig
 from audiolm.models.valle_generate import clone, fill_codebooks, generate_codebook0, load_stage
+from audiolm.models.valle_length import LengthBounds
 from audiolm.models.valle_nar import ValleNAR
 from audiolm.sampling import SamplingConfig
 from data.batch import TokenBatch, lengths_to_mask
@@ -114,25 +115,29 @@ def test_cached_generation_equals_naive_loop():
     ar = ValleAR(config()).eval()
     text, prompt0 = torch.randint(1, TEXT_V, (7,)), torch.randint(0, V, (5,))
     greedy = SamplingConfig(temperature=0)
-    cached = generate_codebook0(ar, text, prompt0, greedy, 20, use_cache=True)
-    naive = generate_codebook0(ar, text, prompt0, greedy, 20, use_cache=False)
+    cached = generate_codebook0(ar, text, prompt0, greedy, 20, use_cache=True).tokens
+    naive = generate_codebook0(ar, text, prompt0, greedy, 20, use_cache=False).tokens
     assert cached.numel() > 3 and torch.equal(cached, naive)
     sampled = SamplingConfig(temperature=1.0, top_k=8)
-    a = generate_codebook0(ar, text, prompt0, sampled, 20, True, torch.Generator().manual_seed(3))
-    b = generate_codebook0(ar, text, prompt0, sampled, 20, False, torch.Generator().manual_seed(3))
-    assert torch.equal(a, b)
+    for low in (0, 12):  # with EOS suppressed below a minimum too
+        a = generate_codebook0(ar, text, prompt0, sampled, 20, True, torch.Generator().manual_seed(3), min_frames=low)
+        b = generate_codebook0(ar, text, prompt0, sampled, 20, False, torch.Generator().manual_seed(3), min_frames=low)
+        assert torch.equal(a.tokens, b.tokens) and a.stop == b.stop and a.tokens.numel() >= low
 
 
 def test_generation_stops_at_eos_and_is_seeded(trained):
     ar, nar, batch = trained
     text, n = batch.text_tokens[0, :6], int(batch.lengths[0])
-    codes = clone(ar, nar, text, batch.codes[0, :, :4], None, SamplingConfig(temperature=0), max_frames=30)
-    assert codes.shape == (K, n - 4)  # the training utterance, then EOS
+    free = LengthBounds(min_frames=0, max_frames=30, expected_frames=8.0, frames_per_token=8 / 6, measured=True)
+    out = clone(ar, nar, text, batch.codes[0, :, :4], None, SamplingConfig(temperature=0), free)
+    codes = out.codes
+    assert codes.shape == (K, n - 4) and out.stop == "eos"  # the training utterance, then EOS
     assert torch.equal(codes[0], batch.codes[0, 0, 4:n])
     filled = fill_codebooks(nar, text, batch.codes[0, :, :4], batch.codes[0, 0, 4:n])
     assert (filled == batch.codes[0, :, 4:n]).float().mean() > 0.8
     sampled = SamplingConfig(temperature=1.5, seed=7)
-    runs = [clone(ar, nar, text, batch.codes[0, :, :2], None, sampled, 30, nar_sampling=sampled) for _ in range(2)]
+    runs = [clone(ar, nar, text, batch.codes[0, :, :2], None, sampled, free, nar_sampling=sampled).codes
+            for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
 
 
