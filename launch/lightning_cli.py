@@ -52,11 +52,39 @@ class RedactedSaveConfig(SaveConfigCallback):
         super().__init__(parser, self.redactor.obj(config), *args, **kwargs)
 
 
+class DataSpecError(ValueError):
+    """A ``--data.*`` option that names no readable shards."""
+
+
+SHARD_OPTIONS = {"shards": "", "val_shards": " (or null: no validation)"}
+
+
+def check_shard_options(data) -> None:
+    """Resolve the datamodule's shard specs before anything is built: a missing folder or shard
+    is one :class:`DataSpecError` naming the option, not a traceback from the first batch."""
+    from data.urls import expand_urls
+
+    for key, alternative in SHARD_OPTIONS.items():
+        spec = data.get(key) if hasattr(data, "get") else None
+        if spec is None or not isinstance(spec, str):
+            continue
+        try:
+            expand_urls(spec)
+        except (OSError, ValueError) as e:
+            raise DataSpecError(
+                f"--data.{key} {spec}: {e}. Give --data.{key} a shard folder (as `codeclm data speech`, `data shard` "
+                f"or `codec tokenize` write), its shards.json, or a brace pattern of .tar files{alternative}") from None
+
+
 class CodeclmCLI(LightningCLI):
     redactor: Redactor = Redactor()
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.set_defaults({"trainer.default_root_dir": "runs/train"})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_shard_options(config.get("data"))
 
     def _instantiate_trainer(self, config, callbacks):
         plugins = config.get("plugins")
@@ -165,7 +193,7 @@ def _redact_warnings(redactor: Redactor) -> None:
 def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
     """``fit`` with a model and datamodule class; configs are saved beside the logs (secrets blanked).
 
-    A checkpoint or numerical problem ends in one line (``codeclm: error: ...``); set
+    A missing shard folder, a checkpoint or numerical problem ends in one line (``codeclm: error: ...``); set
     ``CODECLM_DEBUG=1`` for the traceback.
     """
     from launch.numerics import NonFiniteError
@@ -179,7 +207,7 @@ def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
         CodeclmCLI(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
                    save_config_callback=RedactedSaveConfig, save_config_kwargs={"overwrite": True},
                    auto_configure_optimizers=False, trainer_defaults={"callbacks": default_callbacks()})
-    except (CheckpointError, NonFiniteError) as e:
+    except (CheckpointError, NonFiniteError, DataSpecError) as e:
         if os.environ.get("CODECLM_DEBUG"):
             raise
         print(f"codeclm: error: {redactor.text(str(e))}", file=sys.stderr)

@@ -35,13 +35,17 @@ class SkipItem(Exception):
 class Generated:
     """New audio ``wav [T]`` (mono, prompt excluded) at ``sample_rate``; ``frames`` code frames made,
     ``limit`` the most allowed (None: a fixed length, never-ending does not apply); ``full``: the
-    prompt and the new audio together when the model decodes them in one piece."""
+    prompt and the new audio together when the model decodes them in one piece; ``stop``: why the
+    generation ended (``eos``, ``max_frames``, ``context``; None: unknown, judged by ``limit``);
+    ``notes``: what its length bounds did (EOS suppressed until a minimum, stopped at a maximum)."""
 
     wav: np.ndarray
     sample_rate: int
     frames: int
     limit: int | None = None
     full: np.ndarray | None = None
+    stop: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _first_line(e: BaseException) -> str:
@@ -162,7 +166,9 @@ def _check_generation(row: Row, item: dict, gen: Generated | None, error: str | 
         return None
     new16 = to_16k(gen.wav, gen.sample_rate)
     silent = is_silent(new16, ASR_RATE)
-    ended = gen.limit is None or gen.frames < gen.limit
+    ended = gen.stop == "eos" if gen.stop is not None else (gen.limit is None or gen.frames < gen.limit)
+    if gen.notes:
+        item["length_notes"] = list(gen.notes)
     row.silent += int(silent)
     if row.never_ending is not None and not ended:
         row.never_ending += 1
@@ -214,6 +220,10 @@ def evaluate_tts(pairs: list[ClonePair], generate: Callable[..., Generated], ski
     notes = ["ground truth: the target utterance's real recording; similarity to the prompt = same-speaker real pairs",
              "different speakers: similarity of the real target to a prompt of another speaker",
              "empty generations count as all words deleted in WER"]
+    held = sum(any(n.startswith("EOS suppressed") for n in it.get("length_notes", ())) for it in items)
+    if held:
+        notes.append(f"{held} of {len(items)} generations: EOS suppressed until the minimum length (the model "
+                     "wanted to end earlier; see each item's length_notes)")
     return LMEvalResult("tts", [truth, different, generated], items, meters.unavailable, notes, shown, skipped)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from launch.commands.generate_clone import DEFAULT_TEXT_MODEL
+from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args
 
 
 def _metrics(text: str) -> tuple[str, ...]:
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL, help="phonemes.json or spm .model of the LM")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="longest speech generated (default 20)")
+    length_args(p)
     p.set_defaults(func=cmd_tts)
 
     p = sub.add_parser("continue", help="speech continuation (AudioLM stages): WER/CER, similarity, failures")
@@ -93,13 +94,14 @@ def cmd_tts(a: argparse.Namespace) -> int:
     from audiolm.evaluation.pairs import clone_pairs
     from audiolm.sampling import SamplingConfig
     from data.audio import resample
-    from launch.commands.generate_clone import clone_speech, load_clone_models, text_ids
+    from launch.commands.generate_clone import clone_speech, length_config, load_clone_models, text_ids
 
     models = load_clone_models(a.codec, a.valle_ar, a.valle_nar, a.text_model, a.voice, a.device)
     pairs = clone_pairs(_clips(a), a.max_items, a.prompt_seconds)
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     sr_codec = int(models.codec.sample_rate)
     max_text = models.ar.cfg.max_text
+    lengths = length_config(a)
 
     def generate(prompt, sr, prompt_text, text) -> Generated:
         ids = text_ids(models, text)
@@ -110,8 +112,8 @@ def cmd_tts(a: argparse.Namespace) -> int:
             raise SkipItem(f"text of {ids.numel()} tokens exceeds the AR model's max_text {max_text}")
         wav = resample(torch.from_numpy(prompt)[None], sr, sr_codec)[None]  # [1, 1, T]
         torch.manual_seed(a.seed)
-        r = clone_speech(models, wav, ids, pids, sampling, a.max_seconds)
-        return Generated(r.wav.mean(axis=0), r.sample_rate, r.frames, r.limit)
+        r = clone_speech(models, wav, ids, pids, sampling, a.max_seconds, lengths=lengths)
+        return Generated(r.wav.mean(axis=0), r.sample_rate, r.frames, r.limit, stop=r.stop, notes=r.length_notes())
 
     result = evaluate_tts(pairs, generate, a.skip_metrics, a.examples, progress=not a.quiet)
     return _finish(result, a, f"zero-shot cloning: {len(pairs)} pairs, {a.prompt_seconds:g} s prompts, "
