@@ -96,22 +96,22 @@ def text_encoder(path: str, voice: str):
 
 
 def read_prompt(path: str, sample_rate: int):
-    """``[1, 1, T]`` float32 mono audio at ``sample_rate``."""
-    import numpy as np
-    import soundfile as sf
-    import torch
-    import torchaudio.functional as AF
+    """``[1, 1, T]`` float32 mono audio at ``sample_rate``, read through the checks every command
+    uses (:func:`data.audio.read_audio`: a truncated, empty or non-finite file is one message)."""
+    from data.audio import read_audio
 
-    try:
-        wav, sr = sf.read(path, dtype="float32", always_2d=True)  # [T, C]
-    except (RuntimeError, OSError) as e:
-        raise ValueError(f"cannot read prompt audio {path}: {e}") from e
-    if wav.shape[0] == 0:
-        raise ValueError(f"prompt audio {path} is empty")
-    mono = torch.from_numpy(np.ascontiguousarray(wav.mean(axis=1)))
-    if sr != sample_rate:
-        mono = AF.resample(mono, sr, sample_rate)
-    return mono[None, None]
+    return prompt_at(read_audio(path), sample_rate)
+
+
+def prompt_at(audio, sample_rate: int):
+    """``(wav [C, T] numpy, sr)`` from :func:`data.audio.read_audio` -> ``[1, 1, T]`` mono tensor
+    at ``sample_rate``."""
+    import torch
+
+    from data.audio import resample
+
+    wav, sr = audio
+    return resample(torch.from_numpy(wav).mean(dim=0), sr, sample_rate)[None, None]
 
 
 @dataclass
@@ -316,14 +316,16 @@ def run(a: argparse.Namespace) -> int:
     import torch
 
     from audiolm.sampling import SamplingConfig
+    from data.audio import read_audio
 
+    audio = read_audio(a.prompt)  # a bad prompt file is one message, before any model loads
     models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
     text_ids(models, a.text)  # the vocabulary is checked before any work
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     lengths = length_config(a)
     torch.manual_seed(a.seed)
     start = time.time()
-    prompt = read_prompt(a.prompt, models.codec.sample_rate)
+    prompt = prompt_at(audio, models.codec.sample_rate)
     if a.prompt_text is None and a.recognize_prompt:
         a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate), a.asr)
     result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds, lengths=lengths)

@@ -211,9 +211,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    wav_np, sr = read_audio(args.prompt)  # a bad prompt file is one message, before any model loads
     models = load_continue_models(args.codec, args.coarse, args.fine, args.semantic, args.semantic_model,
                                   args.coarse_config, args.fine_config, args.semantic_config, args.device)
-    wav_np, sr = read_audio(args.prompt)
     result, prompt_frames, frames = continue_speech(models, torch.from_numpy(wav_np), sr, args.seconds, sampling)
     tokenizer = models.tokenizer
     out_path = Path(args.out)
