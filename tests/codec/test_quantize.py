@@ -163,14 +163,21 @@ def test_result_fields_and_shapes(kind: str) -> None:
     assert r.codes.shape == (2, r.n_q, 20) and r.codes.dtype == torch.int64
     assert r.commit_loss.shape == () and r.codebook_loss.shape == () and r.loss.shape == ()
     assert r.usage.shape == (r.n_q,) and r.perplexity.shape == (r.n_q,)
-    assert ((r.usage > 0) & (r.usage <= 1)).all()
-    assert ((r.perplexity >= 1) & (r.perplexity <= 16 + 1e-4)).all()
+    # the statistics are those of the codes returned, level by level
+    counts = torch.stack([torch.bincount(r.codes[:, level].flatten(), minlength=16) for level in range(r.n_q)])
+    usage, perplexity = code_stats(counts)
+    torch.testing.assert_close(r.usage, usage)
+    torch.testing.assert_close(r.perplexity, perplexity)
+    # 40 well-spread vectors on 16 codes after the k-means init: most codes in use at every level
+    assert (r.usage >= 0.75).all() and (r.perplexity > 8).all(), (r.usage, r.perplexity)
+    state = rvq.state_dict()
     if kind == "ema":
         assert r.codebook_loss == 0 and not any(True for _ in rvq.parameters())
+        assert "levels.0.embed" in dict(rvq.named_buffers()) and "levels.0.embed" in state
     else:
         assert r.codebook_loss > 0 and "levels.0.codebook" in dict(rvq.named_parameters())
         assert "levels.0.codebook" not in dict(rvq.named_buffers())
-    assert "levels.0.embed" in rvq.state_dict() if kind == "ema" else True
+        assert "levels.0.codebook" in state and "levels.0.embed" not in state
     assert rvq.eval()(torch.randn(2, 8, 20)).codes.shape == (2, 4, 20)  # eval: every level
 
 
@@ -253,13 +260,36 @@ def test_more_codebooks_reconstruct_better(kind: str) -> None:
     assert errors[-1] < 0.5 * errors[0]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_codes_of_clustered_data_use_every_level(kind: str) -> None:
+    """16 well-separated clusters on 16 codes: after training, the first level gives each cluster
+    a code of its own (perplexity 16), and the later levels spread the residual over many codes."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(16, 8, generator=g) * 4
+    order = torch.randperm(16 * 32, generator=g)
+    labels = torch.arange(16).repeat_interleave(32)[order]
+    data = as_latent(blobs(centers, 32, 0.3, seed=1)[order], b=8)  # [8, 8, 64]
+    rvq = make_rvq(kind, codebook_dim=8)
+    train_steps(rvq, data, steps=20 if kind == "ema" else 80)
+    rvq.eval()
+    with torch.no_grad():
+        codes = rvq.encode(data)  # [8, 4, 64]
+    counts = torch.stack([torch.bincount(codes[:, level].flatten(), minlength=16) for level in range(4)])
+    usage, perplexity = code_stats(counts)
+    first = codes[:, 0].flatten()
+    assert len(set(zip(labels.tolist(), first.tolist()))) == 16  # one code a cluster ...
+    assert usage[0] == 1 and perplexity[0] > 15.9  # ... and a different one for each
+    assert (usage[1:] >= 0.5).all() and (perplexity[1:] > 4).all(), (usage, perplexity)
+
+
 def test_code_histogram_accumulates_and_resets() -> None:
     rvq = make_rvq("ema").train()
     for n_q in (4, 2, 4):
         rvq(torch.randn(2, 8, 10), n_q=n_q)
     assert rvq.code_histogram.sum(dim=1).tolist() == [60, 60, 40, 40]
     usage, perplexity = code_stats(rvq.code_histogram)
-    assert usage.shape == (4,) and (perplexity >= 1).all()
+    assert usage.shape == (4,) and perplexity.shape == (4,)
+    assert usage[0] == 1 and perplexity[0] > 8, (usage, perplexity)  # 60 spread vectors after k-means init
     assert "code_histogram" not in rvq.state_dict()
     rvq.eval()(torch.randn(2, 8, 10))  # evaluation does not count
     assert rvq.code_histogram.sum() == 200

@@ -39,9 +39,14 @@ def test_buckets_cut_padding_and_keep_the_samples(tmp_path):
     assert padding(bucketed) < 0.5 * padding(plain), (padding(bucketed), padding(plain))
     again = list(loader(tmp_path / "t", 4))
     assert [b.keys for b in again] == [b.keys for b in bucketed]
-    # batch order within a pool is shuffled, not sorted by length
-    first_pool = [int(b.lengths.max()) for b in bucketed[:4]]
-    assert first_pool != sorted(first_pool) or first_pool != sorted(first_pool, reverse=True)
+    for start in range(0, 12, 4):
+        pool = bucketed[start:start + 4]
+        # each pool is cut by length: sorted by their longest sample, one batch ends where the next begins
+        spans = sorted((int(b.lengths.min()), int(b.lengths.max())) for b in pool)
+        assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:])), (start, spans)
+        # and the batch order within a pool is shuffled, not sorted by length either way
+        longest = [int(b.lengths.max()) for b in pool]
+        assert longest != sorted(longest) and longest != sorted(longest, reverse=True), (start, longest)
     with pytest.raises(ValueError, match="bucket_batches"):
         loader(tmp_path / "t", 1)
 
