@@ -14,7 +14,7 @@ import argparse
 import ipaddress
 import sys
 
-from launch.commands.generate_clone import DEFAULT_TEXT_MODEL
+from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args, length_config
 from launch.commands.generate_continue import stage_checkpoint_args
 
 
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
                    help=f"phonemes.json or sentencepiece .model the VALL-E stages use (default {DEFAULT_TEXT_MODEL})")
     g.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
+    length_args(g)
     stage_checkpoint_args(p.add_argument_group("continuation (as `codeclm generate continue`)"))
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -98,7 +99,9 @@ def build_engine(a: argparse.Namespace):
     from audiolm.sampling import SamplingConfig
 
     SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)  # range checks
-    defaults = Defaults(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    length_config(a)  # range checks
+    defaults = Defaults(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed,
+                        min_length_ratio=a.min_length_ratio, max_length_ratio=a.max_length_ratio)
     clone_models = continue_models = None
     if a.ar:
         from launch.commands.generate_clone import load_clone_models

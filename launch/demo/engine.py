@@ -46,6 +46,8 @@ class Defaults:
     seed: int | None = 0
     clone_seconds: float = 6.0
     continue_seconds: float = 3.0
+    min_length_ratio: float = 0.5  # a clone's length bounds (``generate clone --min/--max-length-ratio``)
+    max_length_ratio: float = 2.0
 
 
 @dataclass
@@ -201,6 +203,9 @@ class DemoEngine:
         seconds = self.seconds(form, self.defaults.clone_seconds)
         sampling = self.sampling(form)
         wav, sr = self.prompt_audio(data, name)
+        from audiolm.models.valle_length import LengthConfig
+
+        lengths = LengthConfig(self.defaults.min_length_ratio, self.defaults.max_length_ratio)
 
         def run(job: Job) -> Output:
             from data.audio import resample
@@ -230,12 +235,10 @@ class DemoEngine:
             with count_passes({"ar": models.ar, "nar": models.nar}, on_pass):
                 try:
                     result = clone_speech(models, prompt, text, prompt_text, sampling, seconds,
-                                          on_stage=lambda s: job.report(*stages[s]))
+                                          on_stage=lambda s: job.report(*stages[s]), lengths=lengths)
                 except RuntimeError as e:  # the CLI's advice names its flags; the page has fields
                     raise RuntimeError(str(e).replace("--", "")) from None
-            what = f"{result.frames} frames x {result.codebooks} codebooks"
-            if room < asked and result.frames >= room:
-                what += f"; the model's context leaves {room / codec.frame_rate:.2f} s after this prompt"
+            what = "; ".join([f"{result.frames} frames x {result.codebooks} codebooks", *result.length_notes()])
             return self._output(result.wav, result.sample_rate, wav, sr, sampling.seed, what)
 
         return run
