@@ -65,7 +65,7 @@ def test_quickstart_end_to_end_and_rerun(tmp_path, capsys):
     cont, sr4 = sf.read(out / "examples" / "continuation.wav")
     assert sr3 == sr4 == 16000 and 0 < len(clone) <= 6 * 16000 and np.isfinite(clone).all()
     assert len(cont) >= len(prompt) + 4 * 16000 - 320, (len(cont), len(prompt))  # prompt + 4 s, to a frame
-    assert "codeclm demo --codec" in first
+    assert f"codeclm demo --models {out}" in first  # the run folder names every model
     # a second run reuses everything
     assert main(args) == 0
     assert "reusing" in capsys.readouterr().out

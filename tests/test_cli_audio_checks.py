@@ -45,8 +45,8 @@ def test_codec_encode_clone_and_continue_say_the_same_line(truncated_wav, export
     missing = str(tmp_path / "missing.ckpt")  # the prompt is checked before any model is loaded
     runs = {
         "encode": ["codec", "encode", "--codec", export_dir, str(truncated_wav), str(tmp_path / "codes.npz")],
-        "clone": ["generate", "clone", "--codec", export_dir, "--ar", missing, "--nar", missing, "--prompt",
-                  str(truncated_wav), "--text", "hello", "--out", str(tmp_path / "clone.wav")],
+        "clone": ["generate", "clone", "--codec", export_dir, "--ar", missing, "--nar", missing, "--text-model",
+                  missing, "--prompt", str(truncated_wav), "--text", "hello", "--out", str(tmp_path / "clone.wav")],
         "continue": ["generate", "continue", "--codec", export_dir, "--coarse", missing, "--fine", missing,
                      "--prompt", str(truncated_wav), "--out", str(tmp_path / "cont.wav")],
     }
@@ -62,8 +62,8 @@ def test_codec_encode_clone_and_continue_say_the_same_line(truncated_wav, export
 def test_clone_from_the_console_script_has_no_traceback(truncated_wav, export_dir, tmp_path):
     missing = str(tmp_path / "missing.ckpt")
     out = subprocess.run([sys.executable, "-m", "launch.cli", "generate", "clone", "--codec", export_dir,
-                          "--ar", missing, "--nar", missing, "--prompt", str(truncated_wav), "--text", "hello",
-                          "--out", str(tmp_path / "clone.wav")], capture_output=True, text=True)
+                          "--ar", missing, "--nar", missing, "--text-model", missing, "--prompt", str(truncated_wav),
+                          "--text", "hello", "--out", str(tmp_path / "clone.wav")], capture_output=True, text=True)
     assert out.returncode != 0
     assert "Traceback" not in out.stderr and REASON in out.stderr
     assert [line for line in out.stderr.splitlines() if line.strip()] == [

@@ -1,16 +1,18 @@
 """``codeclm generate clone``: speak a text in the voice of a short recording (VALL-E AR + NAR).
 
-    codeclm generate clone --codec SPEC --ar AR.ckpt --nar NAR.ckpt --prompt voice.wav \\
-        --text "Hello there." [--prompt-text "what the prompt says"] --out clone.wav \\
-        [--text-model phonemes.json|spm.model] [--temperature T --top-k K --top-p P --seed S]
+    codeclm generate clone --prompt voice.wav --text "Hello there." --out clone.wav \\
+        [--models DIR | --codec SPEC --ar AR.ckpt --nar NAR.ckpt --text-model phonemes.json|spm.model] \\
+        [--prompt-text "what the prompt says"] [--temperature T --top-k K --top-p P --seed S]
         [--min-length-ratio 0.5 --max-length-ratio 2]
 
 The stage models are rebuilt from the Lightning checkpoints of ``codeclm lm fit`` alone: each
 VALL-E model keeps its config in its state dict (see ``audiolm/models/valle.py``). The text model
 must be the one the stages were trained with: a ``phonemes.json`` (the text is turned into IPA
-by espeak-ng, ``--voice`` picks its language) or a sentencepiece ``.model``. The prompt is read
-with soundfile, mixed to mono, resampled to the codec's rate and encoded; the written wav holds
-the new speech only.
+by espeak-ng, ``--voice`` picks its language) or a sentencepiece ``.model``. ``--models DIR`` (a
+``codeclm quickstart`` run folder, default ``runs/quickstart`` when it exists) supplies each of
+``--codec --ar --nar --text-model`` not given (see ``launch/run_layout.py``). The prompt is read
+with the checks of every command (``data.audio.read_audio``), mixed to mono, resampled to the
+codec's rate and encoded; the written wav holds the new speech only.
 
 The new speech's length is bounded by its text: the AR model stored the frames per text token of
 its training data, and the clone's expected length is the text's tokens (the target text, not the
@@ -28,17 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_TEXT_MODEL = "runs/quickstart/text/phonemes.json"
+from launch.run_layout import DEFAULT_RUN, RunLayout, add_models_option, resolve_clone
+
+DEFAULT_TEXT_MODEL = str(RunLayout(DEFAULT_RUN).phonemes)
 NO_STATS = ("the AR checkpoint holds no frames-per-token statistics (trained before they were stored): the length "
             "bounds use the espeak default")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("clone", help="zero-shot voice cloning with a VALL-E AR + NAR pair")
-    p.add_argument("--codec", required=True, metavar="SPEC",
-                   help="the codec the LM was trained on: export directory, .ckpt, or encodec24k / encodec48k")
-    p.add_argument("--ar", required=True, help="AR stage checkpoint (.ckpt from `codeclm lm fit`)")
-    p.add_argument("--nar", required=True, help="NAR stage checkpoint (.ckpt from `codeclm lm fit`)")
+    add_models_option(p)
+    p.add_argument("--codec", metavar="SPEC",
+                   help="the codec the LM was trained on: export directory, .ckpt, or encodec24k / encodec48k "
+                        "(default: the --models folder's)")
+    p.add_argument("--ar", help="AR stage checkpoint (.ckpt from `codeclm lm fit`; default: the --models folder's)")
+    p.add_argument("--nar", help="NAR stage checkpoint (.ckpt from `codeclm lm fit`; default: the --models folder's)")
     p.add_argument("--prompt", required=True, help="a few seconds of the voice to clone (wav, flac, ogg)")
     p.add_argument("--text", required=True, help="what the clone says")
     p.add_argument("--prompt-text", default=None, help="what the prompt says (better alignment when given)")
@@ -49,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add_asr_argument(p, "the recognizer of --recognize-prompt", none=False)
     p.add_argument("--out", required=True, help="wav file to write")
-    p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
-                   help=f"phonemes.json or sentencepiece .model used in training (default {DEFAULT_TEXT_MODEL})")
+    p.add_argument("--text-model", default=None,
+                   help="phonemes.json or sentencepiece .model used in training (default: the --models folder's)")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
     p.add_argument("--temperature", type=float, default=1.0, help="AR sampling temperature (0 = greedy)")
     p.add_argument("--top-k", type=int, default=None, help="AR top-k filter")
@@ -318,6 +324,7 @@ def run(a: argparse.Namespace) -> int:
     from audiolm.sampling import SamplingConfig
     from data.audio import read_audio
 
+    resolve_clone(a)
     audio = read_audio(a.prompt)  # a bad prompt file is one message, before any model loads
     models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
     text_ids(models, a.text)  # the vocabulary is checked before any work

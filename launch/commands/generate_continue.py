@@ -1,7 +1,7 @@
 """``codeclm generate continue``: continue a speech prompt with AudioLM's stages.
 
-    codeclm generate continue --codec SPEC --coarse CKPT --fine CKPT \\
-        [--semantic CKPT --semantic-model DIR] --prompt a.wav --seconds 10 --out b.wav \\
+    codeclm generate continue --prompt a.wav --seconds 10 --out b.wav \\
+        [--models DIR | --codec SPEC --coarse CKPT --fine CKPT [--semantic CKPT --semantic-model DIR]] \\
         [--temperature 1.0 --top-k 50 --top-p 0.95 --seed 0]
 
 With ``--semantic`` (and the ``--semantic-model`` that labelled its training shards) the prompt's
@@ -13,7 +13,9 @@ the prompt followed by the continuation.
 
 ``--stack FILE`` names the stage stack in one YAML file instead (keys ``codec``, ``semantic``,
 ``semantic_model``, ``coarse``, ``fine`` and the ``*_config`` ones; relative paths are relative to
-the file); options on the command line win over it::
+the file); options on the command line win over it. ``--models DIR`` (a ``codeclm quickstart``
+run folder, default ``runs/quickstart`` when it exists) supplies what neither gives, the semantic
+pair included when the coarse stage comes from it (see ``launch/run_layout.py``)::
 
     codec: ../codec/export
     semantic: semantic/run/checkpoints/last.ckpt
@@ -31,9 +33,12 @@ from typing import Any, Callable
 
 import torch
 
+from launch.run_layout import add_models_option, resolve_continue
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("continue", help="continue a prompt wav through semantic -> coarse -> fine stages")
+    add_models_option(p)
     stage_args(p)
     p.add_argument("--prompt", required=True, help="prompt audio file")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to add after the prompt")
@@ -67,8 +72,9 @@ def stage_checkpoint_args(p) -> None:
         p.add_argument(f"--{stage}-config", help=f"config.yaml of the {stage} run (default: found beside the checkpoint)")
 
 
-def apply_stack(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the stage options the command line left out from ``--stack``; check the required ones."""
+def apply_stack(args: argparse.Namespace, require: bool = True) -> argparse.Namespace:
+    """Fill the stage options the command line left out from ``--stack``; check the required ones
+    (unless ``require`` is False)."""
     if getattr(args, "stack", None):
         import yaml
 
@@ -88,7 +94,7 @@ def apply_stack(args: argparse.Namespace) -> argparse.Namespace:
                 is_path = key != "codec" or not value.lower().startswith("encodec")
                 setattr(args, key, str(local) if is_path and not Path(value).is_absolute() else value)
     missing = [k for k in ("codec", "coarse", "fine") if getattr(args, k, None) is None]
-    if missing:
+    if missing and require:
         raise ValueError(f"give --{missing[0]} (or {missing[0]}: in a --stack file)")
     return args
 
@@ -205,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     from audiolm.sampling import SamplingConfig
     from data.audio import read_audio
 
-    apply_stack(args)
+    apply_stack(args, require=False)
+    resolve_continue(args, ", a --stack file")
     if bool(args.semantic) != bool(args.semantic_model):
         raise ValueError("--semantic and --semantic-model go together: give both or neither")
     if args.seconds <= 0:

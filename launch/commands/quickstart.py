@@ -4,7 +4,9 @@ corpus (espeak-ng speech, training and held-out voices) -> text models -> tiny c
 exported codec -> a reconstructed example wav -> token shards -> semantic units -> tiny language
 models (VALL-E AR + NAR; AudioLM semantic, coarse, fine) -> a voice clone and a continuation of
 a held-out voice as wav files. Every step reuses what an earlier run already made (an
-interrupted training run resumes from its last checkpoint), so running it again is cheap.
+interrupted training run resumes from its last checkpoint), so running it again is cheap. Where
+each file goes is :class:`launch.run_layout.RunLayout`; ``generate clone``, ``generate continue``
+and ``demo`` find the models there with ``--models DIR``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import json
 import time
 from pathlib import Path
 
+from launch.run_layout import DEFAULT_RUN, RunLayout, logger_args
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="build the default corpus and run the pipeline on it")
-    p.add_argument("--out", default="runs/quickstart")
+    p.add_argument("--out", default=str(DEFAULT_RUN), help=f"the run folder (default {DEFAULT_RUN})")
     p.add_argument("--hours", type=float, default=1.0, help="hours of built-in speech (default 1)")
     p.add_argument("--speakers", type=int, default=48)
     p.add_argument("--codec-steps", type=int, default=None, help="optimizer steps of the tiny codec (default: the config's)")
@@ -39,12 +43,13 @@ def run(a: argparse.Namespace) -> None:
     from launch.commands.data import _workers, print_summary, summarize
 
     out = Path(a.out)
+    layout = RunLayout(out)
     made: list[tuple[str, Path]] = []
     t0 = time.time()
     steps = 9 if a.lm_steps_scale > 0 else 6
 
     _step(1, steps, "speech corpus: espeak-ng, many synthetic speakers -> webdataset shards")
-    shards, val = out / "shards" / "speech", out / "shards" / "speech-val"
+    shards, val = layout.shards, layout.val_shards
     workers = _workers(a.workers)
     build_speech(SpeechCorpusConfig(out_dir=str(shards), hours=a.hours, speakers=a.speakers, workers=workers))
     build_speech(SpeechCorpusConfig(out_dir=str(val), hours=0.05, speakers=8, seed=1, workers=workers))
@@ -54,7 +59,7 @@ def run(a: argparse.Namespace) -> None:
     made += [("speech shards", shards), ("validation shards", val)]
 
     _step(2, steps, "text models: sentencepiece pieces and the phoneme vocabulary")
-    spm_path, phon_path = out / "text" / "spm.model", out / "text" / "phonemes.json"
+    spm_path, phon_path = layout.spm, layout.phonemes
     if not spm_path.exists():
         train_spm(str(shards), 512, spm_path, hard_limit=False)
     if not phon_path.exists():
@@ -62,8 +67,8 @@ def run(a: argparse.Namespace) -> None:
     made += [("sentencepiece model", spm_path), ("phoneme vocabulary", phon_path)]
 
     _step(3, steps, "tiny codec: GAN training on the corpus (configs/codec/tiny.yaml)")
-    export = out / "codec" / "export"
-    ckpt = _train_codec(out, shards, val, a.codec_steps)
+    export = layout.codec_export
+    ckpt = _train_codec(layout, a.codec_steps)
     made.append(("codec checkpoint", ckpt))
 
     _step(4, steps, "export: safetensors + JSON config")
@@ -74,72 +79,73 @@ def run(a: argparse.Namespace) -> None:
     made.append(("exported codec", export))
 
     _step(5, steps, "reconstruct a held-out utterance through the codec")
-    examples = _reconstruct(export, val, out / "examples")
+    examples = _reconstruct(export, val, layout.examples)
     made += examples
 
     _step(6, steps, "tokenize: audio shards -> token shards")
     from codec.load import load_tokenizer
     from codec.tokenize import tokenize_shards
 
-    tokens = out / "tokens" / "speech"
+    tokens = layout.tokens
     tokenize_shards(load_tokenizer(str(export)), str(shards), tokens, batch_size=16)
     made.append(("token shards", tokens))
 
     if a.lm_steps_scale > 0:
-        made += _language_models(out, shards, val, tokens, export, phon_path, a.lm_steps_scale, steps)
+        made += _language_models(layout, a.lm_steps_scale, steps)
 
-    (out / "summary.json").write_text(json.dumps({"corpus": summary, "made": {k: str(v) for k, v in made}}, indent=1))
+    layout.summary.write_text(json.dumps({"corpus": summary, "made": {k: str(v) for k, v in made}}, indent=1))
     print(f"\nquickstart done in {time.time() - t0:.0f}s. Made under {out}/:")
     for what, path in made:
         print(f"  {what:22s} {path}")
-    print(f"  {'summary':22s} {out / 'summary.json'}")
+    print(f"  {'summary':22s} {layout.summary}")
     print(f"\nInspect: tar tf {shards}/speech-000000.tar | head ; codeclm data info {shards}")
     print(f"Training curves: tensorboard --logdir {out}")
     if a.lm_steps_scale > 0:
         from launch.commands.quickstart_lm import demo_command
 
-        print(f"\nHear the models in a browser:\n  {demo_command(out, export, phon_path)}")
+        print(f"\nHear the models in a browser:\n  {demo_command(out)}")
 
 
-def _language_models(out: Path, shards: Path, val: Path, tokens: Path, export: Path, phonemes: Path,
-                     scale: float, steps: int) -> list[tuple[str, Path]]:
+def _language_models(layout: RunLayout, scale: float, steps: int) -> list[tuple[str, Path]]:
     from launch.commands import quickstart_lm as qlm
 
     _step(7, steps, "semantic units: k-means over MFCC frames, written into the token shards")
-    made = [("semantic unit model", qlm.semantic_units(out, shards, tokens))]
+    made = [("semantic unit model", qlm.semantic_units(layout))]
     _step(8, steps, "tiny language models: VALL-E (AR, NAR) and AudioLM (semantic, coarse, fine)")
     ckpts = {}
     for stage in qlm.STAGES:
         print(f"-- {stage.name} (configs/lm/{stage.name}-tiny.yaml)", flush=True)
-        ckpts[stage.name] = qlm.train_stage(out, stage, tokens, phonemes, scale)
+        ckpts[stage.name] = qlm.train_stage(layout, stage, scale)
         made.append((f"{stage.name} LM checkpoint", ckpts[stage.name]))
     _step(9, steps, "generate: a voice clone and a continuation of a held-out voice")
     from codec.export import load_export
 
-    prompt, text = qlm.write_prompt(val, out / "examples", load_export(export).sample_rate)
-    made += qlm.generate(out, export, phonemes, prompt, text, ckpts)
+    prompt, text = qlm.write_prompt(layout.val_shards, layout.examples, load_export(layout.codec_export).sample_rate)
+    made += qlm.generate(layout, prompt, text)
     return made
 
 
-def _train_codec(out: Path, shards: Path, val: Path, max_steps: int | None) -> Path:
+def _train_codec(layout: RunLayout, max_steps: int | None) -> Path:
     """Train (or resume, or reuse) the tiny codec; returns its last checkpoint."""
     from launch.commands.codec_fit import run as fit
 
-    root = out / "codec"
-    ckpt_dir = root / "tiny" / "run" / "checkpoints"
-    last, done = ckpt_dir / "last.ckpt", root / "DONE"
+    root = layout.codec_root
+    last, done = layout.codec_ckpt, root / "DONE"
     if done.exists() and last.exists():
         print(f"reusing {last}")
         return last
-    args = ["--config", str(REPO / "configs" / "codec" / "tiny.yaml"), "--data.shards", str(shards),
-            "--data.val_shards", str(val), "--trainer.default_root_dir", str(root),
-            "--trainer.logger.init_args.save_dir", str(root), "--trainer.logger.init_args.version", "run"]
+    save_dir, name, version = logger_args(layout.codec_run)
+    args = ["--config", str(REPO / "configs" / "codec" / "tiny.yaml"), "--data.shards", str(layout.shards),
+            "--data.val_shards", str(layout.val_shards), "--trainer.default_root_dir", str(root),
+            "--trainer.logger.init_args.save_dir", save_dir, "--trainer.logger.init_args.name", name,
+            "--trainer.logger.init_args.version", version]
     if max_steps:
         args += ["--trainer.max_steps", str(max_steps)]
     if last.exists():
         print(f"resuming from {last}")
         args += ["--ckpt_path", str(last)]
-    fit(args)
+    if fit(args) or not last.exists():
+        raise RuntimeError(f"`codeclm codec fit` wrote no checkpoint at {last} (see above)")
     done.write_text("trained\n")
     return last
 

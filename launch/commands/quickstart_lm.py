@@ -3,15 +3,18 @@
 token shards -> semantic units (k-means over MFCC frames) written into the token shards ->
 tiny VALL-E (AR + NAR) and AudioLM stages (semantic, coarse, fine) trained with ``codeclm lm
 fit`` -> a voice clone and a continuation of a held-out voice, written as wav files through the
-same ``codeclm generate`` commands a user runs. Every run resumes from its last checkpoint and a
-finished one is reused.
+same ``codeclm generate`` commands a user runs, given the run folder alone (``--models``). Every
+run resumes from its last checkpoint and a finished one is reused.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from launch.run_layout import DEFAULT_RUN, LM_STAGES, RunLayout, logger_args, short_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +23,7 @@ CLONE_TEXT = "The little boat drifted slowly past the old harbour wall."
 
 @dataclass(frozen=True)
 class Stage:
-    name: str  # configs/lm/{name}-tiny.yaml, runs under OUT/lm/{name}
+    name: str  # configs/lm/{name}-tiny.yaml, runs under RunLayout.stage_root(name)
     steps: int  # optimizer steps at --lm-steps-scale 1
     phonemes: bool  # reads the phoneme vocabulary (VALL-E)
 
@@ -34,16 +37,15 @@ STAGES = (
 )
 
 
-def stage_ckpt(out: Path, name: str) -> Path:
-    return out / "lm" / name / "run" / "checkpoints" / "last.ckpt"
+assert tuple(s.name for s in STAGES) == LM_STAGES
 
 
-def semantic_units(out: Path, shards: Path, tokens: Path) -> Path:
+def semantic_units(layout: RunLayout) -> Path:
     """Fit the k-means units (reused when present) and write them into the token shards."""
     from audiolm.semantic_labels import add_semantic_units
     from data.semantic import SemanticConfig, SemanticModel, fit_semantic
 
-    folder = out / "semantic"
+    folder, shards, tokens = layout.semantic_model, layout.shards, layout.tokens
     if (folder / "config.json").exists():
         print(f"reusing {folder}")
         model = SemanticModel.load(folder)
@@ -55,29 +57,29 @@ def semantic_units(out: Path, shards: Path, tokens: Path) -> Path:
     return folder
 
 
-def train_stage(out: Path, stage: Stage, tokens: Path, phonemes: Path, scale: float) -> Path:
+def train_stage(layout: RunLayout, stage: Stage, scale: float) -> Path:
     """Train (or resume, or reuse) one tiny LM stage with ``codeclm lm fit``; its last checkpoint."""
     from launch.commands.lm_fit import run as fit
 
-    root = out / "lm" / stage.name
-    last, done = stage_ckpt(out, stage.name), root / "DONE"
+    root = layout.stage_root(stage.name)
+    last, done = layout.stage_ckpt(stage.name), root / "DONE"
     if done.exists() and last.exists():
         print(f"reusing {last}")
         return last
     steps = max(1, round(stage.steps * scale))
-    args = ["--config", str(REPO / "configs" / "lm" / f"{stage.name}-tiny.yaml"), "--data.shards", str(tokens),
+    save_dir, name, version = logger_args(layout.stage_run(stage.name))
+    args = ["--config", str(REPO / "configs" / "lm" / f"{stage.name}-tiny.yaml"), "--data.shards", str(layout.tokens),
             "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root),
             "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
-            "--trainer.logger.save_dir", str(out / "lm"), "--trainer.logger.name", stage.name,
-            "--trainer.logger.version", "run", "--trainer.callbacks.every_n_train_steps", str(max(1, min(200, steps)))]
+            "--trainer.logger.save_dir", save_dir, "--trainer.logger.name", name,
+            "--trainer.logger.version", version, "--trainer.callbacks.every_n_train_steps", str(max(1, min(200, steps)))]
     if stage.phonemes:
-        args += ["--data.text_model", str(phonemes)]
+        args += ["--data.text_model", str(layout.phonemes)]
     if last.exists():
         print(f"resuming from {last}")
         args += ["--ckpt_path", str(last)]
     t0 = time.time()
-    fit(args)
-    if not last.exists():
+    if fit(args) or not last.exists():
         raise RuntimeError(f"`codeclm lm fit` for {stage.name} wrote no checkpoint at {last}")
     done.write_text("trained\n")
     print(f"{stage.name}: {steps} steps in {time.time() - t0:.0f}s")
@@ -109,32 +111,33 @@ def write_prompt(val: Path, folder: Path, sample_rate: int, seconds: float = 3.0
     return path, text
 
 
-def generate(out: Path, export: Path, phonemes: Path, prompt: Path, prompt_text: str,
-             ckpts: dict[str, Path]) -> list[tuple[str, Path]]:
-    """A voice clone and a continuation of ``prompt``, through the ``codeclm generate`` commands."""
-    from launch.cli import main
+def run_generate(argv: list[str]) -> int:
+    """``codeclm generate ARGV`` (the command a user runs; its errors propagate)."""
+    from launch.commands import generate as generate_cmds
 
-    folder = out / "examples"
-    clone, cont = folder / "clone.wav", folder / "continuation.wav"
+    parser = argparse.ArgumentParser(prog="codeclm generate")
+    generate_cmds.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def generate(layout: RunLayout, prompt: Path, prompt_text: str) -> list[tuple[str, Path]]:
+    """A voice clone and a continuation of ``prompt``, through ``codeclm generate clone`` and
+    ``generate continue`` given the run folder alone."""
+    clone, cont = layout.examples / "clone.wav", layout.examples / "continuation.wav"
+    models = ["--models", str(layout.root)]
     print(f"prompt {prompt} ({prompt_text!r})")
-    rc = main(["generate", "clone", "--codec", str(export), "--ar", str(ckpts["valle-ar"]), "--nar",
-               str(ckpts["valle-nar"]), "--prompt", str(prompt), "--prompt-text", prompt_text, "--text", CLONE_TEXT,
-               "--text-model", str(phonemes), "--temperature", "0.8", "--top-k", "50", "--seed", "0",
-               "--max-seconds", "6", "--out", str(clone)])
-    if rc:
+    print(f"$ {short_command('generate clone', layout.root)} --prompt {prompt} --text ... --out {clone}")
+    if run_generate(["clone", *models, "--prompt", str(prompt), "--prompt-text", prompt_text, "--text", CLONE_TEXT,
+                     "--temperature", "0.8", "--top-k", "50", "--seed", "0", "--max-seconds", "6", "--out", str(clone)]):
         raise RuntimeError("`codeclm generate clone` failed (see above)")
-    rc = main(["generate", "continue", "--codec", str(export), "--semantic", str(ckpts["semantic"]),
-               "--semantic-model", str(out / "semantic"), "--coarse", str(ckpts["coarse"]), "--fine",
-               str(ckpts["fine"]), "--prompt", str(prompt), "--seconds", "4", "--temperature", "0.8",
-               "--top-k", "50", "--seed", "0", "--out", str(cont)])
-    if rc:
+    print(f"$ {short_command('generate continue', layout.root)} --prompt {prompt} --seconds 4 --out {cont}")
+    if run_generate(["continue", *models, "--prompt", str(prompt), "--seconds", "4", "--temperature", "0.8",
+                     "--top-k", "50", "--seed", "0", "--out", str(cont)]):
         raise RuntimeError("`codeclm generate continue` failed (see above)")
     return [("prompt", prompt), (f"voice clone ({CLONE_TEXT[:24]}...)", clone), ("continuation", cont)]
 
 
-def demo_command(out: Path, export: Path, phonemes: Path) -> str:
-    """The ``codeclm demo`` line for the models the quickstart trained."""
-    c = {name: stage_ckpt(out, name) for name in ("valle-ar", "valle-nar", "semantic", "coarse", "fine")}
-    return (f"codeclm demo --codec {export} --ar {c['valle-ar']} --nar {c['valle-nar']} --text-model {phonemes} "
-            f"--semantic {c['semantic']} --semantic-model {out / 'semantic'} --coarse {c['coarse']} "
-            f"--fine {c['fine']}")
+def demo_command(out: Path | str = DEFAULT_RUN) -> str:
+    """The ``codeclm demo`` line for the models the quickstart trained in ``out``."""
+    return short_command("demo", out)

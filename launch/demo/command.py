@@ -1,11 +1,14 @@
 """``codeclm demo``: a local web page for voice cloning and continuation.
 
+    codeclm demo [--models DIR] [--host 127.0.0.1] [--port 7860]
     codeclm demo --codec SPEC [--ar AR.ckpt --nar NAR.ckpt --text-model phonemes.json] \\
-        [--coarse CKPT --fine CKPT [--semantic CKPT --semantic-model DIR]] [--host 127.0.0.1] [--port 7860]
+        [--coarse CKPT --fine CKPT [--semantic CKPT --semantic-model DIR]]
 
-The model options are those of ``codeclm generate clone`` and ``generate continue``; a section of
-the page is off (and says why) when its models were not given. The server listens on localhost
-only unless ``--allow-remote`` is given with another ``--host``.
+The model options are those of ``codeclm generate clone`` and ``generate continue``; each one not
+given is taken from the ``--models`` run folder (a ``codeclm quickstart --out`` folder, default
+``runs/quickstart`` when it exists; see ``launch/run_layout.py``). A section of the page is off
+(and says why) when its models were neither given nor found. The server listens on localhost only
+unless ``--allow-remote`` is given with another ``--host``.
 """
 
 from __future__ import annotations
@@ -14,21 +17,24 @@ import argparse
 import ipaddress
 import sys
 
-from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args, length_config
+from launch.commands.generate_clone import length_args, length_config
 from launch.commands.generate_continue import stage_checkpoint_args
+from launch.run_layout import add_models_option, resolve_demo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="a local web page: voice cloning and continuation with trained models",
                        description="Serve a web page for voice cloning (VALL-E --ar/--nar) and continuation "
                                    "(AudioLM --coarse/--fine[/--semantic]) with the given models.")
-    p.add_argument("--codec", required=True, metavar="SPEC",
-                   help="the codec the LMs were trained on: export directory, .ckpt, or encodec24k / encodec48k")
+    add_models_option(p)
+    p.add_argument("--codec", metavar="SPEC",
+                   help="the codec the LMs were trained on: export directory, .ckpt, or encodec24k / encodec48k "
+                        "(default: the --models folder's)")
     g = p.add_argument_group("voice cloning (as `codeclm generate clone`)")
     g.add_argument("--ar", help="VALL-E AR stage checkpoint (.ckpt from `codeclm lm fit`)")
     g.add_argument("--nar", help="VALL-E NAR stage checkpoint")
-    g.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
-                   help=f"phonemes.json or sentencepiece .model the VALL-E stages use (default {DEFAULT_TEXT_MODEL})")
+    g.add_argument("--text-model", default=None,
+                   help="phonemes.json or sentencepiece .model the VALL-E stages use (default: the --models folder's)")
     g.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
     length_args(g)
     stage_checkpoint_args(p.add_argument_group("continuation (as `codeclm generate continue`)"))
@@ -78,6 +84,7 @@ def build_engine(a: argparse.Namespace):
     """Load the models the arguments name; a :class:`~launch.demo.engine.DemoEngine`."""
     from launch.demo.engine import Defaults, DemoEngine, Limits
 
+    resolve_demo(a)  # the models not given, from the run folder; what is missing, named
     if bool(a.ar) != bool(a.nar):
         raise ValueError("--ar and --nar go together: give both (voice cloning) or neither")
     if bool(a.coarse) != bool(a.fine):

@@ -248,8 +248,10 @@ def test_a_failing_job_reports_its_error_and_the_next_runs(engine):
         assert wait(c, ok.json()["job"])["state"] == "done"
 
 
-def test_host_rules_and_argument_errors(demo_models, capsys):
+def test_host_rules_and_argument_errors(demo_models, capsys, tmp_path, monkeypatch):
     from launch.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no runs/quickstart to take models from
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
@@ -263,7 +265,8 @@ def test_host_rules_and_argument_errors(demo_models, capsys):
              ([], "no models: give --ar and --nar"),
              (["--coarse", str(m["coarse"]), "--fine", str(m["fine"]), "--semantic", str(m["semantic"])],
               "--semantic and --semantic-model go together"),
-             (["--ar", str(m["ar"]), "--nar", str(m["coarse"])], "holds no VALL-E stage model")]
+             (["--ar", str(m["ar"]), "--nar", str(m["coarse"]), "--text-model", str(m["phonemes"])],
+              "holds no VALL-E stage model")]
     for extra, message in cases:
         assert main(["demo", "--codec", str(m["codec"]), *extra]) == 2
         assert message in capsys.readouterr().err, extra
