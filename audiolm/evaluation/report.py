@@ -41,8 +41,12 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows])
 
 
+def judge_line(result: LMEvalResult) -> str:
+    return f"WER/CER judge: {result.asr or 'none'}"
+
+
 def text_report(result: LMEvalResult, title: str) -> str:
-    lines = [title, "", format_table(HEADERS, table_rows(result)), ""]
+    lines = [title, "", format_table(HEADERS, table_rows(result)), "", judge_line(result)]
     lines += [f"note: {n}" for n in result.notes]
     lines += [f"{k}: n/a ({v})" for k, v in result.unavailable.items()]
     return "\n".join(lines)
@@ -60,7 +64,7 @@ def write_outputs(result: LMEvalResult, out_dir: Path, title: str) -> tuple[Path
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
              "padding:3px 8px}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
-             f"<table><tr>{head}</tr>{body}</table><ul>"]
+             f"<p>{html.escape(judge_line(result))}</p>", f"<table><tr>{head}</tr>{body}</table><ul>"]
     parts += [f"<li>{html.escape(n)}</li>" for n in result.notes]
     parts += [f"<li>{html.escape(k)}: n/a ({html.escape(v)})</li>" for k, v in result.unavailable.items()]
     parts.append("</ul>")

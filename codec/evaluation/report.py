@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from codec.evaluation.intelligibility import ORIGINAL
 from codec.evaluation.metrics import ALL_METRICS, HIGHER_IS_BETTER
-from codec.evaluation.run import CodecEvalResult
+from codec.evaluation.run import REPORTED, CodecEvalResult
 
-HEADERS = {"mel": "mel", "stft": "stft", "si_sdr": "si-sdr dB", "pesq": "pesq", "stoi": "stoi", "visqol": "visqol"}
+HEADERS = {"mel": "mel", "stft": "stft", "si_sdr": "si-sdr dB", "pesq": "pesq", "stoi": "stoi", "visqol": "visqol",
+           "wer": "wer %"}
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -33,20 +35,36 @@ def _num(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _cell(v: float | None, metric: str) -> str:
+    if metric == "wer":
+        return "n/a" if v is None else f"{100 * v:.1f}"
+    return _num(v, 2 if metric == "si_sdr" else 3)
+
+
 def table_rows(result: CodecEvalResult) -> tuple[list[str], list[list[str]]]:
-    headers = ["system", "target kbps", "kbps", *(HEADERS[m] + (" ↑" if HIGHER_IS_BETTER[m] else " ↓") for m in ALL_METRICS),
+    """One line a row; the original (the WER reference row) has no signal metrics: "-"."""
+    better = {**HIGHER_IS_BETTER, "wer": False}
+    headers = ["system", "target kbps", "kbps", *(HEADERS[m] + (" ↑" if better[m] else " ↓") for m in REPORTED),
                "clips"]
     rows = []
     for r in result.rows:
-        rows.append([r.system, f"{r.target_kbps:g}", "n/a" if r.kbps is None else f"{r.kbps:g}",
-                     *(_num(r.mean(m), 2 if m == "si_sdr" else 3) for m in ALL_METRICS), str(len(r.clips))])
+        cells = ["-" if r.system == ORIGINAL and m in ALL_METRICS else _cell(r.mean(m), m) for m in REPORTED]
+        rows.append([r.system, f"{r.target_kbps:g}", "n/a" if r.kbps is None else f"{r.kbps:g}", *cells,
+                     str(len(r.clips))])
     return headers, rows
+
+
+def wer_line(result: CodecEvalResult) -> str:
+    """Which judge produced the WER column, and what it scored against."""
+    refs = ", ".join(f"{n} clips against their {k}" for k, n in result.wer_references.items())
+    return f"WER judge: {result.asr}" + (f"; references: {refs}" if refs else "")
 
 
 def text_report(result: CodecEvalResult) -> str:
     """The table, the codebook statistics, and every n/a with its reason."""
     out = [f"codec {result.codec} at {result.sample_rate} Hz on {len(result.clip_keys)} clips", ""]
     out.append(format_table(*table_rows(result)))
+    out.append(wer_line(result))
     if result.usage:
         out += ["", "codebook usage (codec under test)"]
         out.append(format_table(["level", "used", "usage", "entropy bits", "perplexity"],
@@ -116,7 +134,10 @@ def write_html(result: CodecEvalResult, out_dir: Path) -> Path:
             ["level", "used", "usage", "entropy bits", "perplexity"],
             [[str(u.level), f"{u.used}/{u.cardinality}", f"{u.usage:.3f}", f"{u.entropy_bits:.2f}",
               f"{u.perplexity:.1f}"] for u in result.usage]))
-    notes = [f"{k}: {v}" for k, v in result.tools.items()]
+    notes = [wer_line(result)]
+    if any(r.system == ORIGINAL for r in result.rows):
+        notes.append("original: the unprocessed clips, heard by the same judge (the floor of the WER column)")
+    notes += [f"{k}: {v}" for k, v in result.tools.items()]
     notes += [f"{k}: n/a ({v})" for k, v in result.unavailable_metrics.items()]
     notes += [f"{r.system}@{r.target_kbps:g}: n/a ({r.note})" for r in result.rows if r.note]
     parts.append("<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
@@ -125,9 +146,11 @@ def write_html(result: CodecEvalResult, out_dir: Path) -> Path:
         for label, wav in ex.audio.items():
             name = f"{i:02d}_{_safe(label)}.wav"
             sf.write(ex_dir / name, np.clip(wav, -1, 1), sr, subtype="PCM_16")
+            heard = ex.heard.get(label)
+            caption = f"<br><span class='note'>heard: {html.escape(repr(heard))}</span>" if heard is not None else ""
             parts.append(f"<figure><figcaption>{html.escape(label)}</figcaption>"
                          f"<img src='data:image/png;base64,{_png_b64(wav, sr, label)}' alt='spectrogram of {html.escape(label)}'>"
-                         f"<br><audio controls preload='none' src='examples/{name}'></audio></figure>")
+                         f"<br><audio controls preload='none' src='examples/{name}'></audio>{caption}</figure>")
         parts.append("</div>")
     parts.append("</body></html>")
     path = out_dir / "report.html"

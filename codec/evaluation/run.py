@@ -5,6 +5,10 @@ brought back to it) and cut to ``clip_seconds``. Each system processes it; the o
 with the clip and measured (:class:`~codec.evaluation.metrics.MetricSet`). The codes of the codec
 under test feed the per-level codebook statistics. A system that cannot run (a tool not installed,
 no EnCodec weights, a bitrate below Opus' floor) is a row of n/a with the reason.
+
+Given a recognizer (``asr``), every system's output is also transcribed and scored for WER against
+the clip's text (:mod:`codec.evaluation.intelligibility`); the original's own WER is the first
+row, the floor of that column.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from typing import Iterable
 import numpy as np
 
 from codec.evaluation.baselines import CODEC2_KBPS, OPUS_MIN_KBPS, Codec2Codec, OpusCodec, find_codec2, find_opus
+from codec.evaluation.intelligibility import ORIGINAL, Intelligibility
 from codec.evaluation.metrics import ALL_METRICS, MetricSet, _resample_np
 from codec.evaluation.systems import LevelUsage, TokenizerFamily, codebook_usage, codebooks_for
 from codec.tokenizer import AudioTokenizer
 from data.clips import Clip
+from data.transcripts import ErrorCounts, Recognizer
 
 MIN_CLIP_SECONDS = 0.25
+REPORTED = (*ALL_METRICS, "wer")  # the signal metrics, then intelligibility
 
 
 @dataclass
@@ -56,19 +63,23 @@ class Row:
     clips: list[dict[str, float | None]] = field(default_factory=list)
     delays: list[int] = field(default_factory=list)
     failures: Counter = field(default_factory=Counter)  # "metric: reason" -> clips
+    errors: ErrorCounts = field(default_factory=ErrorCounts)  # WER counts over the clips heard
 
     @property
     def label(self) -> str:
         return f"{self.system}@{self.kbps if self.kbps is not None else self.target_kbps:g}"
 
     def mean(self, metric: str) -> float | None:
+        """Mean over clips; ``wer`` is corpus-level (total edits over total reference words)."""
+        if metric == "wer":
+            return self.errors.wer
         values = [c[metric] for c in self.clips if c.get(metric) is not None]
         return float(np.mean(values)) if values else None
 
     def as_dict(self) -> dict:
         return {"system": self.system, "target_kbps": self.target_kbps, "kbps": self.kbps, "note": self.note,
-                "clips_measured": len(self.clips), "mean": {m: self.mean(m) for m in ALL_METRICS},
-                "per_clip": self.clips, "delay_samples": self.delays,
+                "clips_measured": len(self.clips), "mean": {m: self.mean(m) for m in REPORTED},
+                "wer_counts": self.errors.as_dict(), "per_clip": self.clips, "delay_samples": self.delays,
                 "failures": dict(self.failures)}
 
 
@@ -76,6 +87,7 @@ class Row:
 class Example:
     key: str
     audio: dict[str, np.ndarray]  # "original" or a row label -> [T] at the evaluation rate
+    heard: dict[str, str] = field(default_factory=dict)  # the same labels -> the recognizer's transcript
 
 
 @dataclass
@@ -89,10 +101,13 @@ class CodecEvalResult:
     tools: dict[str, str]
     skipped: dict[str, int]
     examples: list[Example]
+    asr: str = "none"  # the judge of the WER column
+    wer_references: dict[str, int] = field(default_factory=dict)  # "text" / "original transcript" -> clips
 
     def as_dict(self) -> dict:
         return {"codec": self.codec, "sample_rate": self.sample_rate, "clips": self.clip_keys,
-                "metrics": list(ALL_METRICS), "unavailable_metrics": self.unavailable_metrics,
+                "metrics": list(REPORTED), "asr": self.asr, "wer_references": self.wer_references,
+                "unavailable_metrics": self.unavailable_metrics,
                 "tools": self.tools, "skipped": self.skipped, "rows": [r.as_dict() for r in self.rows],
                 "codebook_usage": [u.as_dict() for u in self.usage]}
 
@@ -122,10 +137,13 @@ def _families(tokenizer: AudioTokenizer, name: str, bandwidths: tuple[float, ...
 
 def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[Clip], cfg: CodecEvalConfig,
                    encodec: AudioTokenizer | None = None, encodec_note: str = "",
-                   skipped: dict[str, int] | None = None) -> CodecEvalResult:
+                   skipped: dict[str, int] | None = None, asr: Recognizer | None = None,
+                   asr_note: str = "no recognizer given") -> CodecEvalResult:
     """Measure ``tokenizer`` (and the baselines) on up to ``cfg.max_clips`` of ``clips``.
 
     ``encodec``: a loaded EnCodec tokenizer for the baseline rows, or None (``encodec_note`` says why).
+    ``asr``: the recognizer of the WER column (mono float32 at 16 kHz -> text), or None
+    (``asr_note`` says why).
     """
     from tqdm import tqdm
 
@@ -133,6 +151,8 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
     metrics = MetricSet(cfg.skip_metrics)
     ours, ours_t, enc, enc_t = _families(tokenizer, "ours", cfg.bandwidths, encodec)
     rows: dict[tuple[str, int | float], Row] = {}
+    intel = Intelligibility(asr, "" if asr is not None else asr_note)
+    original = Row(ORIGINAL, 16 * sr / 1000, 16 * sr / 1000)  # 16-bit PCM at the evaluation rate
     for k, target in ours_t.items():
         rows[("ours", k)] = Row("ours", target, round(ours.kbps[k], 4))
     tools: dict[str, str] = {}
@@ -175,6 +195,11 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
             skipped["too_short_or_silent"] = skipped.get("too_short_or_silent", 0) + 1
             continue
         clip_keys.append(clip.key)
+        reference = None
+        if intel.on:
+            reference = intel.reference(clip.text, clip.seconds <= cfg.clip_seconds, ref, sr)
+            original.clips.append({"clip": clip.key})
+            intel.score_original(original.errors, original.clips[-1], reference)
         outputs: dict[tuple, np.ndarray] = {}
         codes, decoded = ours.process(ref, sr)
         codes_seen.append(codes)
@@ -192,13 +217,23 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
             rows[key].delays.append(delay)
             for name, why in errors.items():
                 rows[key].failures[f"{name}: {why[:120]}"] += 1
+            if reference is not None:
+                intel.score(rows[key].errors, rows[key].clips[-1], rows[key].failures, reference, out, sr)
         if len(examples) < cfg.examples:
-            examples.append(Example(clip.key, {"original": ref, **{rows[k].label: w for k, w in outputs.items()}}))
+            heard = {rows[k].label: rows[k].clips[-1].get("transcript") for k in outputs if rows[k].clips}
+            if reference is not None:
+                heard[ORIGINAL] = reference.original_heard
+            examples.append(Example(clip.key, {ORIGINAL: ref, **{rows[k].label: w for k, w in outputs.items()}},
+                                    {k: v for k, v in heard.items() if v is not None}))
         bar.update(1)
     bar.close()
     if not clip_keys:
         raise ValueError(f"no usable clips (skipped: {skipped or 'none read'}): give audio of at least "
                          f"{MIN_CLIP_SECONDS} s")
     ordered = sorted(rows.values(), key=lambda r: (r.target_kbps, ["ours", "opus", "codec2", "encodec24k"].index(r.system)))
-    return CodecEvalResult(codec_name, sr, ordered, clip_keys, codebook_usage(codes_seen, int(tokenizer.cardinality)),
-                           dict(metrics.unavailable), tools, skipped, examples)
+    unavailable = dict(metrics.unavailable)
+    if not intel.on:
+        unavailable["wer"] = intel.note
+    return CodecEvalResult(codec_name, sr, ([original] if intel.on else []) + ordered, clip_keys,
+                           codebook_usage(codes_seen, int(tokenizer.cardinality)), unavailable, tools, skipped,
+                           examples, intel.judge, dict(intel.sources))

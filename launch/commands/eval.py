@@ -5,15 +5,18 @@
     codeclm eval continue --codec SPEC --coarse C.ckpt --fine F.ckpt --prompts SHARDS [--out DIR]
 
 ``eval codec`` compares the codec with Opus, Codec2 and EnCodec on the same clips (mel and STFT
-distance, SI-SDR, PESQ, STOI, ViSQOL, codebook usage) and writes ``results.json`` and
-``report.html`` (spectrograms and audio players of a few examples) under ``--out``. Metrics whose
-package is missing, and baselines whose tool is not installed, are n/a with the reason.
+distance, SI-SDR, PESQ, STOI, ViSQOL, codebook usage, and the WER of what ``--asr`` hears in each
+reconstruction, beside the original's own WER) and writes ``results.json`` and ``report.html``
+(spectrograms and audio players of a few examples) under ``--out``. Metrics whose package is
+missing, and baselines whose tool is not installed, are n/a with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from launch.commands.asr_option import add_asr_argument
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -49,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-opus", action="store_true", help="leave out the Opus baseline")
     p.add_argument("--no-codec2", action="store_true", help="leave out the Codec2 baseline")
     p.add_argument("--skip-metrics", type=_names, default=(), metavar="NAME,...",
-                   help="metrics not to compute (mel, stft, si_sdr, pesq, stoi, visqol)")
+                   help="metrics not to compute (mel, stft, si_sdr, pesq, stoi, visqol); --asr none leaves out WER")
+    add_asr_argument(p, "the judge of the WER column (it hears every reconstruction: about a second a clip "
+                        "and system on the CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_codec)
@@ -80,6 +85,7 @@ def cmd_codec(a: argparse.Namespace) -> int:
     import torch
 
     from codec.evaluation.report import text_report, write_html, write_json
+    from audiolm.evaluation.asr import load_transcriber
     from codec.evaluation.run import CodecEvalConfig, evaluate_codec
     from codec.load import load_tokenizer
     from data.clips import iter_clips
@@ -91,8 +97,10 @@ def cmd_codec(a: argparse.Namespace) -> int:
                           codec2=not a.no_codec2, progress=not a.quiet)
     tokenizer = load_tokenizer(a.codec, device=device)
     encodec, note = _encodec_baseline(a.encodec, a.codec, device)
+    asr, asr_note = load_transcriber(a.asr)
     skips = SkipCounter()
-    result = evaluate_codec(tokenizer, a.codec, iter_clips(a.audio, skips), cfg, encodec, note)
+    result = evaluate_codec(tokenizer, a.codec, iter_clips(a.audio, skips), cfg, encodec, note, asr=asr,
+                            asr_note=asr_note)
     result.skipped.update(skips.as_dict())
     print(text_report(result))
     out = Path(a.out)

@@ -7,8 +7,10 @@
 
 The models load and generate exactly as in ``codeclm generate clone`` / ``generate continue``.
 ``--prompts`` are audio shards (or a folder of audio with ``.txt`` transcripts in speaker folders)
-whose samples carry a speaker id and a text. WER/CER come from pocketsphinx, speaker similarity
-from resemblyzer (the ``eval`` extra); either is n/a with the reason when its package is missing.
+whose samples carry a speaker id and a text. WER/CER come from the judge ``--asr`` names (Whisper
+tiny.en by default, or pocketsphinx; ``none`` leaves WER out), speaker similarity from resemblyzer
+(the ``eval`` extra ships every model: nothing is downloaded); either is n/a with the reason when
+its package is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from launch.commands.asr_option import add_asr_argument
 from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args
 
 
@@ -41,6 +44,7 @@ def _common(p: argparse.ArgumentParser, out: str, items: str, codec: bool = True
     p.add_argument("--out", default=out, help=f"folder for results.json and report.html (default {out})")
     p.add_argument("--examples", type=int, default=3, help="items with audio in the report (default 3)")
     p.add_argument("--skip-metrics", type=_metrics, default=(), metavar="NAME,...", help="wer and/or similarity")
+    add_asr_argument(p, "the judge of WER/CER")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -115,7 +119,7 @@ def cmd_tts(a: argparse.Namespace) -> int:
         r = clone_speech(models, wav, ids, pids, sampling, a.max_seconds, lengths=lengths)
         return Generated(r.wav.mean(axis=0), r.sample_rate, r.frames, r.limit, stop=r.stop, notes=r.length_notes())
 
-    result = evaluate_tts(pairs, generate, a.skip_metrics, a.examples, progress=not a.quiet)
+    result = evaluate_tts(pairs, generate, a.skip_metrics, a.examples, progress=not a.quiet, asr=a.asr)
     return _finish(result, a, f"zero-shot cloning: {len(pairs)} pairs, {a.prompt_seconds:g} s prompts, "
                               f"{a.valle_ar} + {a.valle_nar} on {a.codec}")
 
@@ -145,6 +149,7 @@ def cmd_continue(a: argparse.Namespace) -> int:
         start = int(round(prompt_frames * full.size / (prompt_frames + frames)))
         return Generated(full[start:], sr_codec, frames, None, full)
 
-    result = evaluate_continuation(items, generate, a.seconds, a.skip_metrics, a.examples, progress=not a.quiet)
+    result = evaluate_continuation(items, generate, a.seconds, a.skip_metrics, a.examples, progress=not a.quiet,
+                                   asr=a.asr)
     return _finish(result, a, f"continuation: {len(items)} prompts of {a.prompt_seconds:g} s, "
                               f"{a.coarse} + {a.fine} on {a.codec}")

@@ -1,5 +1,5 @@
 """Shared data of the evaluation tests: a small espeak corpus (3 speakers, several utterances
-each, 16 kHz, real shards) and the Debian tools of the codec baselines."""
+each, 16 kHz, real shards), the Debian tools of the codec baselines, and the Whisper judge."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ def opus_tools():
 @pytest.fixture(scope="session")
 def codec2_tools():
     return ensure_programs("codec2", "c2enc", "c2dec", purpose="the Codec2 baseline")
+
+
+@pytest.fixture(scope="session")
+def whisper():
+    """The real Whisper tiny.en judge (the eval extra); the test is skipped, with the reason, without it."""
+    from audiolm.evaluation.asr import load_transcriber
+
+    asr, why = load_transcriber("whisper-tiny")
+    if asr is None:
+        pytest.skip(f"the Whisper judge is not installed: {why}")
+    return asr

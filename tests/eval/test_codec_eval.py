@@ -1,9 +1,10 @@
 """`codeclm eval codec`: metrics that order codecs the way their fidelity does, alignment of a
-delayed codec, real Opus and Codec2 baselines on the same clips, codebook statistics, and the
-table / JSON / HTML outputs, on espeak speech."""
+delayed codec, real Opus and Codec2 baselines on the same clips, codebook statistics, the WER of
+what Whisper hears in each reconstruction, and the table / JSON / HTML outputs, on espeak speech."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -62,7 +63,7 @@ def test_metrics_rank_a_finer_codec_higher_and_see_through_its_delay(eval_clips)
     assert isinstance(codec, AudioTokenizer)
     result = evaluate_codec(codec, "pcm", eval_clips, only_ours())
     coarse, fine = row(result, "ours", 128.0), row(result, "ours", 256.0)
-    assert len(fine.clips) == 4 and result.unavailable_metrics == {}
+    assert len(fine.clips) == 4 and result.unavailable_metrics == {"wer": "no recognizer given"}
     assert fine.delays == [37] * 4  # found and removed before measuring
     # 16-bit residual PCM is transparent; 8 bits is audibly worse; every metric agrees on the order
     assert fine.mean("si_sdr") > 60 and fine.mean("pesq") > 4.4 and fine.mean("stoi") > 0.999
@@ -76,6 +77,65 @@ def test_metrics_rank_a_finer_codec_higher_and_see_through_its_delay(eval_clips)
     clip = eval_clips[0].wav.mean(axis=0)[: 3 * 16000]
     expected = 10 * math.log10(np.mean(clip**2) / ((2 / 256) ** 2 / 12))
     assert abs(coarse.clips[0]["si_sdr"] - expected) < 3, (coarse.clips[0]["si_sdr"], expected)
+
+
+class Float32Halves(torch.nn.Module):
+    """A lossless codec: the bits of each float32 sample as two 16-bit codes, high half first, so
+    both levels give the input back bit for bit (Whisper's int8 decoding can turn on a change of
+    1e-7 in a borderline clip: a perfect codec must be exact)."""
+
+    sample_rate, channels, cardinality, codec_id, num_codebooks = 16000, 1, 65536, "float32-halves", 2
+    frame_rate = 16000.0
+
+    def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
+        bits = wav.mean(dim=1).contiguous().view(torch.int32).long() & 0xFFFFFFFF  # [B, T]
+        return torch.stack([bits >> 16, bits & 0xFFFF], dim=1)[:, : num_codebooks or 2]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        bits = codes[:, 0] << 16 | (codes[:, 1] if codes.shape[1] > 1 else 0)
+        bits = torch.where(bits >= 2**31, bits - 2**32, bits)
+        return bits.to(torch.int32).view(torch.float32)[:, None]
+
+
+class Silence(Float32Halves):
+    """Encodes like :class:`Float32Halves` and decodes to silence: nothing of the speech survives."""
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(codes.shape[0], 1, codes.shape[-1])
+
+
+def test_wer_of_reconstructions_is_heard_by_whisper(eval_clips, whisper, tmp_path):
+    """A perfect codec's WER is the original's; a codec that outputs silence deletes every word. A
+    clip without text is scored against what Whisper hears in its original."""
+    clips = [c for c in eval_clips if c.text and 1.5 < c.seconds < 5][:2]
+    cfg = CodecEvalConfig(bandwidths=(512.0,), max_clips=2, clip_seconds=10.0, opus=False, codec2=False,
+                          skip_metrics=("pesq", "stoi", "visqol"), examples=1, progress=False)
+    perfect = evaluate_codec(Float32Halves(), "lossless", clips, cfg, asr=whisper)
+    original, ours = perfect.rows[0], row(perfect, "ours", 512.0)
+    assert ours.mean("mel") == ours.mean("stft") == 0.0  # the output is the input
+    assert original.system == "original" and perfect.wer_references == {"text": 2} and "wer" not in perfect.unavailable_metrics
+    assert original.errors.words == sum(len(c.text.split()) for c in clips) and original.mean("wer") < 0.5
+    assert [c["transcript"] for c in ours.clips] == [c["transcript"] for c in original.clips]
+    assert ours.mean("wer") == original.mean("wer") and ours.errors == original.errors
+
+    no_text = [clips[0], dataclasses.replace(clips[1], text="")]
+    silent = evaluate_codec(Silence(), "silence", no_text, cfg, asr=whisper)
+    s = row(silent, "ours", 512.0)
+    assert silent.wer_references == {"text": 1, "original transcript": 1}
+    assert s.mean("wer") == 1.0 and [c["transcript"] for c in s.clips] == ["", ""]
+    assert silent.rows[0].errors.utterances == 1  # the original's own WER counts only clips with a text
+    assert s.errors.words == len(clips[0].text.split()) + len(original.clips[1]["transcript"].split())
+
+    table = text_report(perfect)  # the original row: 16-bit PCM, no signal metrics, its WER
+    assert re.search(r"^original\s+256\s+256\s+-\s+-\s+-\s+-\s+-\s+-\s+\d+\.\d\s+2\s*$", table, re.M), table
+    assert "WER judge: Whisper tiny.en" in table and "references: 2 clips against their text" in table
+    saved = json.loads(write_json(perfect, tmp_path / "results.json").read_text())
+    assert saved["asr"].startswith("Whisper tiny.en") and saved["rows"][0]["system"] == "original"
+    saved_ours = next(r for r in saved["rows"] if r["system"] == "ours")
+    assert saved_ours["mean"]["wer"] == pytest.approx(ours.mean("wer")) and saved_ours["wer_counts"]["utterances"] == 2
+    assert [c["transcript"] for c in saved_ours["per_clip"]] == [c["transcript"] for c in ours.clips]
+    page = write_html(perfect, tmp_path).read_text()
+    assert "WER judge: Whisper tiny.en" in page and page.count("heard: ") == 2  # original and ours, one example
 
 
 def test_codebook_usage_and_entropy_per_level():
@@ -117,7 +177,9 @@ def test_reports_hold_every_row_clip_and_example(eval_clips, tmp_path):
         assert re.search(rf"^opus\s+{kbps}\s+n/a", table, re.M) and f"opus@{kbps}: n/a (absent: disabled" in table
     assert re.search(r"^1\s+256/256\s+1\.000", table, re.M)  # level 1 of residual PCM uses every code
     saved = json.loads(write_json(result, tmp_path / "results.json").read_text())
-    assert saved["clips"] == result.clip_keys and list(saved["unavailable_metrics"]) == ["visqol"]
+    assert saved["clips"] == result.clip_keys and list(saved["unavailable_metrics"]) == ["visqol", "wer"]
+    assert saved["metrics"][-1] == "wer" and saved["asr"] == "none (no recognizer given)"
+    assert not any(r["system"] == "original" for r in saved["rows"])  # no judge: no WER reference row
     ours = [r for r in saved["rows"] if r["system"] == "ours"]
     assert [len(r["per_clip"]) for r in ours] == [3, 3]
     assert ours[1]["mean"]["pesq"] == pytest.approx(row(result, "ours", 256.0).mean("pesq"))
@@ -154,6 +216,15 @@ def test_cli_evaluates_an_exported_codec_and_counts_unreadable_files(speech_toke
     assert len(saved["clips"]) == 2 and sum(saved["skipped"].values()) == 1
     assert (out / "report.html").exists() and re.search(r"^ours\s+0\.5\s", printed, re.M)
     assert saved["tools"]["encodec24k"].startswith("absent")
+    # the default judge hears every row; without the eval extra WER is n/a with what to install
+    if saved["asr"].startswith("Whisper tiny.en"):
+        assert saved["rows"][0]["system"] == "original" and "wer" not in saved["unavailable_metrics"]
+        ours = [r for r in saved["rows"] if r["system"] == "ours"]
+        assert ours and all(r["wer_counts"]["utterances"] == 2 for r in ours)
+        assert saved["wer_references"] == {"original transcript": 2}  # wav files without a .txt beside them
+    else:
+        assert "pip install 'codeclm[eval]'" in saved["unavailable_metrics"]["wer"]
+    assert "WER judge: " in printed
     with pytest.raises(SystemExit) as e:
         main(["eval", "codec", "--codec", "x", "--audio", "y", "--bandwidths", "six"])
     assert e.value.code == 2 and "comma-separated kbps" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from audiolm.evaluation.speaker import cosine, load_speaker_encoder
 
 
 def test_wer_and_cer_are_corpus_level_edit_rates():
-    assert normalize("Hello, World!  It's 5 o'clock.") == "hello world it's 5 o'clock"
+    assert normalize("Hello, World!  It's 5 o'clock.") == "hello world it's five o'clock"  # see tests/data/test_transcripts.py
     assert edit_distance("a b c d".split(), "a x c".split()) == 2  # one substitution, one deletion
     assert edit_distance([], list("abc")) == 3 and edit_distance(list("kitten"), list("sitting")) == 3
     e = ErrorCounts()
@@ -162,8 +162,8 @@ def test_eval_commands_run_end_to_end_on_tiny_random_models(demo_models, eval_sp
 
 
 def test_clone_can_recognize_the_prompts_transcript(demo_models, tmp_path, capsys):
-    """`generate clone --recognize-prompt`: without --prompt-text, what pocketsphinx hears in the
-    prompt becomes the prompt's text, and the command says what it heard."""
+    """`generate clone --recognize-prompt`: without --prompt-text, what the recognizer (Whisper by
+    default) hears in the prompt becomes the prompt's text, and the command says what it heard."""
     import soundfile as sf
 
     from audiolm.evaluation.asr import load_transcriber
@@ -185,7 +185,7 @@ def test_clone_can_recognize_the_prompts_transcript(demo_models, tmp_path, capsy
                "--prompt", str(prompt), "--text", "Hello there.", "--recognize-prompt", "--max-seconds", "0.3",
                "--out", str(tmp_path / "clone.wav"), "--device", "cpu"])
     assert rc == 0
-    assert f"prompt transcript (recognized): {heard!r}" in capsys.readouterr().out
+    assert f"prompt transcript (recognized by whisper-tiny): {heard!r}" in capsys.readouterr().out
 
 
 def test_clone_says_a_long_text_part_by_part(demo_models, tmp_path, capsys):
