@@ -52,7 +52,11 @@ class RedactedSaveConfig(SaveConfigCallback):
         super().__init__(parser, self.redactor.obj(config), *args, **kwargs)
 
 
-class DataSpecError(ValueError):
+class TrainConfigError(ValueError):
+    """A training option that cannot work; the message names it and the fix."""
+
+
+class DataSpecError(TrainConfigError):
     """A ``--data.*`` option that names no readable shards."""
 
 
@@ -190,8 +194,9 @@ def _redact_warnings(redactor: Redactor) -> None:
     warnings.showwarning = show
 
 
-def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
+def run_fit(model_class, datamodule_class, argv: list[str], cli_class: type[CodeclmCLI] = CodeclmCLI) -> int:
     """``fit`` with a model and datamodule class; configs are saved beside the logs (secrets blanked).
+    ``cli_class``: a :class:`CodeclmCLI` subclass for what one kind of training needs.
 
     A missing shard folder, a checkpoint or numerical problem ends in one line (``codeclm: error: ...``); set
     ``CODECLM_DEBUG=1`` for the traceback.
@@ -199,15 +204,15 @@ def run_fit(model_class, datamodule_class, argv: list[str]) -> int:
     from launch.numerics import NonFiniteError
 
     redactor = Redactor([*env_secrets(), *argv_secrets(argv), *_config_secrets(argv)])
-    CodeclmCLI.redactor = RedactedSaveConfig.redactor = redactor
+    CodeclmCLI.redactor = cli_class.redactor = RedactedSaveConfig.redactor = redactor
     install_log_filter(redactor)
     _redact_warnings(redactor)
     protect_run_metadata(argv, redactor)
     try:
-        CodeclmCLI(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
+        cli_class(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
                    save_config_callback=RedactedSaveConfig, save_config_kwargs={"overwrite": True},
                    auto_configure_optimizers=False, trainer_defaults={"callbacks": default_callbacks()})
-    except (CheckpointError, NonFiniteError, DataSpecError) as e:
+    except (CheckpointError, NonFiniteError, TrainConfigError) as e:
         if os.environ.get("CODECLM_DEBUG"):
             raise
         print(f"codeclm: error: {redactor.text(str(e))}", file=sys.stderr)
