@@ -36,7 +36,7 @@ def tiny_codec_100hz():
     wav = torch.stack([0.4 * torch.sin(2 * math.pi * (150 + 120 * i) * t) + 0.05 * torch.randn(8000, generator=g)
                        for i in range(4)])[:, None]  # [4, 1, T]
     with torch.no_grad():
-        codec(wav)
+        codec(wav, n_q=K)  # every level (no quantizer dropout), so every codebook is filled
     codec.refresh_codec_id()
     return codec.eval()
 
