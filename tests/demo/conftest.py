@@ -121,7 +121,9 @@ def demo_args(models: dict, *extra: str, clone: bool = True, cont: bool = True) 
     """Parsed ``codeclm demo`` arguments for ``models``."""
     from launch.demo import command
 
-    argv = ["demo", "--codec", str(models["codec"])]
+    empty = Path(models["codec"]).parent / "empty-run"  # no models to take from a runs/quickstart of the cwd
+    empty.mkdir(exist_ok=True)
+    argv = ["demo", "--codec", str(models["codec"]), "--models", str(empty)]
     if clone:
         argv += ["--ar", str(models["ar"]), "--nar", str(models["nar"]), "--text-model", str(models["phonemes"])]
     if cont:
