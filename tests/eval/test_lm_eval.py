@@ -30,17 +30,24 @@ def test_wer_and_cer_are_corpus_level_edit_rates():
     assert empty.wer == 1.0 and ErrorCounts().wer is None
 
 
-def test_the_recognizer_hears_the_words_that_were_said(eval_clips):
-    asr, why = load_transcriber()
-    assert asr is not None, why
+@pytest.mark.parametrize("name, max_wer", [("whisper-tiny", 0.6), ("pocketsphinx", None)])
+def test_the_recognizer_hears_the_words_that_were_said(eval_clips, name, max_wer):
+    asr, why = load_transcriber(name)
+    if asr is None and name == "whisper-tiny":
+        pytest.skip(why)
+    assert asr is not None and asr.name == name, why
     clips = [c for c in eval_clips if c.text][:8]
     heard = [asr(mono(c)) for c in clips]
     matched, mismatched = ErrorCounts(), ErrorCounts()
     for i, (c, h) in enumerate(zip(clips, heard)):
         matched.add(c.text, h)
         mismatched.add(clips[(i + 1) % len(clips)].text, h)
-    # pocketsphinx is harsh on espeak voices, but its errors are far fewer against the right text
+    # pocketsphinx is harsh on espeak voices, but its errors are far fewer against the right text.
+    # Whisper: WER 0.45 measured on these short clips of varied voices (an en voice 0.19, a low-range
+    # Scottish variant 0.9), against ~0.05 on clear en-us sentences (tests/eval/test_whisper.py)
     assert matched.cer < mismatched.cer - 0.05, (matched.cer, mismatched.cer)
+    if max_wer is not None:
+        assert matched.wer <= max_wer, list(zip([c.text for c in clips], heard))
     assert asr(np.zeros(0, np.float32)) == ""
     assert [asr(mono(c)) for c in clips[::-1]] == heard[::-1]  # a transcript does not depend on what came before
 
@@ -72,6 +79,7 @@ def test_tts_eval_scores_an_oracle_like_the_ground_truth_and_counts_every_failur
     result = evaluate_tts(pairs, oracle, progress=False)
     truth, different, generated = (result.row(n) for n in ("ground truth", "different speakers", "generated"))
     assert truth.count == generated.count == 6 and result.unavailable == {}
+    assert result.asr.startswith("Whisper tiny.en") and result.as_dict()["asr"] == result.asr  # the default judge
     assert generated.errors.wer == pytest.approx(truth.errors.wer) and generated.errors.cer == pytest.approx(truth.errors.cer)
     assert generated.similarity == pytest.approx(truth.similarity, abs=1e-6)
     assert truth.similarity > different.similarity  # the scale the generated similarity is read on
@@ -143,6 +151,8 @@ def test_eval_commands_run_end_to_end_on_tiny_random_models(demo_models, eval_sp
     assert rows["generated"]["never_ending_rate"] == 1.0
     assert rows["ground truth"]["similarity"] > rows["different speakers"]["similarity"]
     assert (out / "report.html").exists() and "never" in printed
+    assert "WER/CER judge: Whisper tiny.en" in printed and saved["asr"].startswith("Whisper tiny.en")
+    assert "WER/CER judge: Whisper tiny.en" in (out / "report.html").read_text()
 
     out = tmp_path / "continue"
     import os
