@@ -152,6 +152,8 @@ class CodecModule(L.LightningModule):
         logs.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "mel"})
         logs["train/commit"] = q.commit_loss.detach()
         logs["train/n_q"] = torch.tensor(float(q.n_q))
+        for i, ppl in enumerate(q.perplexity.detach()):  # this batch alone: dead-code churn cannot hide a collapse
+            logs[f"codebook/batch_perplexity_{i}"] = ppl
         self.log_dict(logs, prog_bar=False, batch_size=len(batch))
         self.log("train/mel", losses["mel"].detach(), prog_bar=True, batch_size=len(batch))
         if self.trainer.log_every_n_steps and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:

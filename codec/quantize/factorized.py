@@ -7,11 +7,13 @@ by a second weight-normed 1x1 conv. The codebook is an ``nn.Parameter`` trained 
 ``codebook_loss = mean ||sg(z_e) - z_q||^2``; ``commit_loss = mean ||z_e - sg(z_q)||^2`` pulls
 the input (and ``in_proj``) towards its code.
 
-Gradients: the input gets the straight-through gradient unchanged (``d quantized / d x = I``,
-as in the EMA codebook), while the reconstruction gradient reaches both projections through a
-straight-through in the small space, ``out_proj(z_e' + sg(z_q - z_e'))`` with
-``z_e' = in_proj(sg(x))`` — so the projections learn from reconstruction as in DAC without
-bending the gradient of the encoder.
+Gradients: the straight-through estimator acts in the small space, ``quantized =
+out_proj(st(z_e, sg(z_q)))`` (value ``out_proj(z_q)``, gradient ``in_proj^T out_proj^T g`` to the
+input), as in DAC. The input therefore only learns along the directions the level can represent,
+and ``commit_loss`` pulls exactly those directions towards the code. Passing the gradient to the
+input unchanged instead (identity straight-through in ``dim`` channels) lets the components that
+``in_proj`` ignores drift without any restoring force: under adversarial training they grew
+until every frame's cosine lookup fell on the same few codes.
 
 Dead codes (EMA usage below ``threshold_ema_dead_code``) are replaced by projected input
 vectors of rank 0's batch, and an optional k-means init runs on the first training batch, both
@@ -123,28 +125,25 @@ class FactorizedCodebook(nn.Module):
                     qdist.broadcast(p.data)
         z_e = self.in_proj(x)  # [B, d, T]
         flat = rearrange(z_e.detach(), "b d t -> (b t) d")  # [N, d]
-        if self.training:
+        if self.training and first:
             with torch.no_grad():
-                if first:
-                    self._init(flat)
-                self._expire(flat)
+                self._init(flat)
         codes_flat = self._nearest(flat)
         codes = rearrange(codes_flat, "(b t) -> b t", b=b)
         z_q = self._latent(codes)  # [B, d, T]
         with torch.no_grad():
             lookup = self.decode(codes)
-        if torch.is_grad_enabled() and self.codebook.requires_grad:
-            # Zero-valued term that carries the reconstruction gradient to the projections.
-            z_free = self.in_proj(x.detach())
-            through = self.out_proj(z_free + (z_q - z_free).detach())
-            lookup = lookup + (through - through.detach())
+        # value out_proj(z_q) == lookup; gradient through both projections to x (none to the codebook)
+        quantized = self.out_proj(straight_through(z_e, z_q.detach())) if torch.is_grad_enabled() else lookup
         counts = torch.bincount(codes_flat, minlength=self.bins)
         if self.training:
             qdist.all_reduce_sum(counts)
             self.cluster_size.lerp_(counts.float(), 1 - self.decay)
+            with torch.no_grad():
+                self._expire(flat)  # after the codes are chosen (see vq.py), for the next batch
             self.steps += 1
         return CodebookOutput(
-            quantized=straight_through(x, lookup),
+            quantized=quantized,
             lookup=lookup,
             codes=codes,
             commit_loss=F.mse_loss(z_e, z_q.detach()),

@@ -66,8 +66,8 @@ class RVQConfig:
 
 @dataclass
 class QuantizerResult:
-    """quantized: ``[B, D, T]``, straight-through (value ``decode(codes)`` exactly, gradient of
-    the input passed unchanged). codes: ``[B, n_q, T]`` int64. n_q: levels used.
+    """quantized: ``[B, D, T]``, straight-through (value ``decode(codes)`` exactly; the gradient
+    reaches the input unchanged for ``ema``, through each level's projections for ``factorized``). codes: ``[B, n_q, T]`` int64. n_q: levels used.
     commit_loss, codebook_loss: weighted scalars (see the module doc). usage: ``[n_q]`` fraction
     of each level's codes used in the batch (over all ranks in training). perplexity: ``[n_q]``
     ``exp(entropy)`` of each level's code distribution in the batch (1 to ``bins``).
@@ -167,13 +167,15 @@ class ResidualVectorQuantizer(nn.Module):
         n_q = self._resolve_n_q(n_q)
         x = x.float()
         residual = x
-        total = None
+        total = None  # sum of the levels' values (no gradient)
+        through = None  # sum of the levels' straight-through outputs (factorized: gradient via projections)
         codes, counts = [], []
         commit, codebook = x.new_zeros(()), x.new_zeros(())
         for level in self.levels[:n_q]:
             out = level(residual)
-            residual = residual - out.lookup.detach()
+            residual = residual - out.lookup
             total = out.lookup if total is None else total + out.lookup
+            through = out.quantized if through is None else through + out.quantized
             codes.append(out.codes)
             counts.append(out.counts)
             commit = commit + out.commit_loss
@@ -189,8 +191,11 @@ class ResidualVectorQuantizer(nn.Module):
             self.code_histogram[:n_q] += counts_t
             self.steps += 1
         usage, perplexity = code_stats(counts_t)
+        # EMA levels pass the gradient to x unchanged (once, not once a level); factorized levels
+        # pass it through their projections, each level from its own residual (see factorized.py)
+        quantized = through if self.cfg.kind == "factorized" else straight_through(x, total)
         return QuantizerResult(
-            quantized=straight_through(x, total),
+            quantized=quantized,
             codes=torch.stack(codes, dim=1),
             n_q=n_q,
             commit_loss=self.cfg.commitment_weight * commit,

@@ -33,9 +33,9 @@ class CodebookOutput:
     """What one codebook level returns for an input ``x [B, D, T]``.
 
     quantized: ``[B, D, T]``, the straight-through output: the value of ``decode(codes)``
-        exactly, the gradient of ``x`` passed through unchanged.
-    lookup: ``[B, D, T]``, the same value; its gradient reaches only the level's own parameters
-        (none for the EMA codebook), never ``x``. Residual quantizers sum these.
+        exactly; its gradient reaches ``x`` (unchanged for the EMA codebook, through the
+        projections for the factorized one).
+    lookup: ``[B, D, T]``, the same value, without gradient.
     codes: ``[B, T]`` int64.
     commit_loss: scalar, ``mean ||x - sg(q)||^2`` (unweighted).
     codebook_loss: scalar, the loss that trains a learned codebook (zero for the EMA codebook).
@@ -148,11 +148,11 @@ class EMACodebook(nn.Module):
 
     1. first call only: k-means init from the batch of every rank (``kmeans_init``), or else
        rank 0's random codebook is broadcast;
-    2. dead codes, whose EMA cluster size is below ``threshold_ema_dead_code``, are replaced by
-       random input vectors of rank 0's batch (size reset to the threshold);
-    3. the input is quantized with this codebook (the codes and values returned);
-    4. counts and per-code sums are summed over ranks, folded into the EMAs with ``decay``, and
-       ``embed = embed_avg / laplace_smoothed(cluster_size)``.
+    2. the input is quantized with this codebook (the codes and values returned);
+    3. counts and per-code sums are summed over ranks, folded into the EMAs with ``decay``, and
+       ``embed = embed_avg / laplace_smoothed(cluster_size)``;
+    4. dead codes, whose EMA cluster size is below ``threshold_ema_dead_code``, are replaced by
+       random input vectors of rank 0's batch (size reset to the threshold), for the next batch.
 
     Cluster sizes count assignments in the global batch (all ranks), so the dead-code threshold
     is in those units. The initial random codebook is drawn from a generator seeded by ``seed``
@@ -205,13 +205,15 @@ class EMACodebook(nn.Module):
         if self.training:
             with torch.no_grad():
                 self._init(flat)
-                self._expire(flat)
         codes_flat = nearest(flat, self.embed)  # [N]
         codes = rearrange(codes_flat, "(b t) -> b t", b=b)
         lookup = self.decode(codes)  # a fresh tensor: later in-place updates leave it alone
         if self.training:
             with torch.no_grad():
                 counts = self._ema_update(flat, codes_flat)
+                # after this batch's codes are chosen: a code planted on one of these vectors would
+                # win at least that vector, flattering the batch's usage and its reconstruction
+                self._expire(flat)
             self.steps += 1
         else:
             counts = torch.bincount(codes_flat, minlength=self.bins)
