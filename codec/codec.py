@@ -13,23 +13,37 @@ import torch
 from torch import nn
 
 from codec.model import SEANetConfig, SEANetDecoder, SEANetEncoder
+from codec.model.fourier import FourierConfig, FourierDecoder
 from codec.quantize import QuantizerResult, ResidualVectorQuantizer, RVQConfig
 from codec.tokenizer import codec_id
+
+
+DECODERS = ("seanet", "fourier")
 
 
 @dataclass
 class CodecConfig:
     """sample_rate: Hz of the audio the codec reads and writes. seanet: encoder/decoder shape
     (``seanet.dimension`` is the latent width the quantizer sees). quantizer: the RVQ; its
-    ``dimension`` is set from ``seanet.dimension``."""
+    ``dimension`` is set from ``seanet.dimension``. decoder: ``seanet`` (the mirror of the
+    encoder, transposed convolutions up to the sample rate) or ``fourier`` (ConvNeXt blocks at the
+    frame rate and an inverse STFT, shaped by ``fourier``; see ``codec/model/fourier.py``)."""
 
     sample_rate: int = 16000
     seanet: SEANetConfig = field(default_factory=SEANetConfig)
     quantizer: RVQConfig | None = None
+    decoder: str = "seanet"
+    fourier: FourierConfig = field(default_factory=FourierConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.seanet, dict):
             self.seanet = SEANetConfig(**self.seanet)
+        if isinstance(self.fourier, dict):
+            self.fourier = FourierConfig(**self.fourier)
+        if self.decoder not in DECODERS:
+            raise ValueError(f"CodecConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.decoder == "fourier":
+            self.fourier.fft_size(self.seanet.hop_length)  # the hop and FFT size agree, or a clear error now
         q = self.quantizer
         if q is None:
             q = RVQConfig(dimension=self.seanet.dimension, n_q=8, bins=1024)
@@ -46,7 +60,8 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CodecConfig":
-        return cls(sample_rate=d["sample_rate"], seanet=dict(d["seanet"]), quantizer=dict(d["quantizer"]))
+        return cls(sample_rate=d["sample_rate"], seanet=dict(d["seanet"]), quantizer=dict(d["quantizer"]),
+                   decoder=d.get("decoder", "seanet"), fourier=dict(d.get("fourier") or {}))
 
 
 @dataclass
@@ -129,4 +144,7 @@ class Codec(nn.Module):
 
 
 def build_codec(cfg: CodecConfig) -> Codec:
-    return Codec(cfg, SEANetEncoder(cfg.seanet), ResidualVectorQuantizer(cfg.quantizer), SEANetDecoder(cfg.seanet))
+    s = cfg.seanet
+    decoder: nn.Module = (FourierDecoder(cfg.fourier, s.dimension, s.channels, s.hop_length) if cfg.decoder == "fourier"
+                          else SEANetDecoder(s))
+    return Codec(cfg, SEANetEncoder(s), ResidualVectorQuantizer(cfg.quantizer), decoder)

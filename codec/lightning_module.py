@@ -65,7 +65,8 @@ class CodecModule(L.LightningModule):
         self.loss_cfg = losses or CodecLossConfig()
         self.optim_cfg = optim or OptimConfig()
         self.val_cfg = validation or ValidationConfig()
-        self.mel_cfg = MelLossConfig(n_ffts=tuple(self.loss_cfg.mel_n_ffts), n_mels=self.loss_cfg.mel_bins)
+        self.mel_cfg = MelLossConfig(n_ffts=tuple(self.loss_cfg.mel_n_ffts), n_mels=self.loss_cfg.mel_bins,
+                                     l2_weight=self.loss_cfg.mel_l2, eps=self.loss_cfg.mel_floor)
         weights = {"l1": self.loss_cfg.l1, "mel": self.loss_cfg.mel, "adversarial": self.loss_cfg.adversarial,
                    "feature": self.loss_cfg.feature}
         self.balancer = Balancer(BalancerConfig(weights=weights, balance=self.loss_cfg.balancer,

@@ -16,7 +16,11 @@ class CodecLossConfig:
     adversarial_kind: ``hinge`` or ``ls``. balancer: rescale the reconstruction and adversarial
     gradients on the decoder output so each contributes its weight's share (EnCodec's balancer);
     else a plain weighted sum. discriminator_warmup: steps of reconstruction-only training before
-    the adversarial losses start. mel_n_ffts / mel_bins: the multi-scale mel loss.
+    the adversarial losses start. mel_n_ffts / mel_bins: the multi-scale mel loss; mel_l2: weight of
+    its squared term beside the absolute one; mel_floor: the mel magnitude below which log-mels are
+    clamped. Squared log differences at a low floor let near-silent bins dominate: synthetic speech
+    (espeak) has digital silence between words and deep valleys between formants, where the
+    reconstruction's faint noise costs more than a missing formant.
     """
 
     l1: float = 0.1
@@ -30,6 +34,8 @@ class CodecLossConfig:
     discriminator_warmup: int = 0
     mel_n_ffts: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
     mel_bins: int = 64
+    mel_l2: float = 1.0
+    mel_floor: float = 1e-5
 
 
 @dataclass

@@ -1,0 +1,154 @@
+"""A decoder that works at the frame rate and ends in an inverse STFT (the Vocos layout).
+
+``[B, D, T'] -> [B, C, T' * hop]``. A 1-D conv lifts the latent to ``width`` channels, ConvNeXt
+blocks (depthwise conv, LayerNorm, pointwise MLP, layer scale) mix it at the frame rate, an
+optional transposed conv raises the frame rate ``upsample`` times, and a linear head predicts, per
+STFT frame, a log-magnitude and a phase for each of ``n_fft // 2 + 1`` bins. The waveform is their
+inverse STFT (Hann window, hop ``hop / upsample``): STFT frame ``j`` is centred on the middle of
+its hop, as latent frame ``i`` is on the middle of the ``hop`` samples it encodes.
+
+Every layer but the last runs at the frame rate, where the work is a few dense matrix products,
+so this decoder costs a fraction of a SEANet decoder's transposed convolutions at the sample rate,
+and its output has no upsampling artefacts (tones at multiples of the frame rate).
+
+:class:`ISTFTHead` is exact: given ``log |X|`` and ``angle X`` of a centred STFT ``X`` of a signal
+(:meth:`ISTFTHead.stft`), it returns that signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+MAX_LOG_MAGNITUDE = 6.0  # exp(6) ~ 400: a cap on each bin's magnitude that keeps early training finite
+
+
+@dataclass
+class FourierConfig:
+    """width: channels of the ConvNeXt blocks; layers: how many; mlp_ratio: hidden width of their
+    pointwise MLP over ``width``; kernel_size: their depthwise conv. upsample: frame-rate
+    multiplier before the head (1 keeps one STFT frame per latent frame). n_fft: FFT size of the
+    head (default ``4 * hop / upsample``)."""
+
+    width: int = 256
+    layers: int = 8
+    mlp_ratio: int = 3
+    kernel_size: int = 7
+    upsample: int = 1
+    n_fft: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("width", "layers", "mlp_ratio", "kernel_size", "upsample"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FourierConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"FourierConfig.kernel_size must be odd (centred), got {self.kernel_size}")
+
+    def stft_hop(self, hop: int) -> int:
+        if hop % self.upsample:
+            raise ValueError(f"the codec's hop {hop} is not a multiple of FourierConfig.upsample {self.upsample}")
+        return hop // self.upsample
+
+    def fft_size(self, hop: int) -> int:
+        n_fft = self.n_fft or 4 * self.stft_hop(hop)
+        if n_fft < 2 * self.stft_hop(hop) or n_fft % 2:
+            raise ValueError(f"FourierConfig.n_fft must be even and >= twice the STFT hop "
+                             f"({self.stft_hop(hop)}), got {n_fft}")
+        return n_fft
+
+
+class ConvNeXtBlock(nn.Module):
+    """``x + scale * mlp(norm(dwconv(x)))`` on ``[B, C, T]`` (channels first), length kept."""
+
+    def __init__(self, width: int, mlp_ratio: int, kernel_size: int, layer_scale: float) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
+        self.norm = nn.LayerNorm(width)
+        self.up = nn.Linear(width, width * mlp_ratio)
+        self.down = nn.Linear(width * mlp_ratio, width)
+        self.scale = nn.Parameter(torch.full((width,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = rearrange(self.dwconv(x), "b c t -> b t c")
+        h = self.down(F.gelu(self.up(self.norm(h))))  # [B, T, C]
+        return x + rearrange(self.scale * h, "b t c -> b c t")
+
+
+class ISTFTHead(nn.Module):
+    """Per-frame log-magnitudes and phases ``[B, F, N]`` (``F = n_fft // 2 + 1``) -> waveform
+    ``[B, N * hop]``: the inverse of :meth:`stft`, by windowed overlap-add.
+
+    Frames are "same"-padded: frame ``j`` covers samples ``[j * hop - p, j * hop - p + n_fft)``
+    with ``p = (n_fft - hop) / 2``, so it is centred on the middle of hop ``j`` and ``N`` frames
+    make exactly ``N * hop`` samples (no frame hangs over the ends half empty, as with torch's
+    centred STFT, whose inverse also needs a window sum that never vanishes at the ends).
+    """
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__()
+        if (n_fft - hop) % 2:
+            raise ValueError(f"n_fft - hop must be even, got n_fft {n_fft} and hop {hop}")
+        self.n_fft, self.hop, self.pad = n_fft, hop, (n_fft - hop) // 2
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[B, N * hop]`` -> the complex STFT ``[B, F, N]`` this head inverts."""
+        padded = F.pad(wav[:, None], (self.pad, self.pad))[:, 0]
+        return torch.stft(padded, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+
+    def forward(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        n = log_magnitude.shape[-1]
+        with torch.autocast(log_magnitude.device.type, enabled=False):
+            mag = torch.exp(log_magnitude.float().clamp(max=MAX_LOG_MAGNITUDE))
+            frames = torch.fft.irfft(torch.polar(mag, phase.float()), n=self.n_fft, dim=1)  # [B, n_fft, N]
+            frames = frames * self.window[:, None]
+            size = (n - 1) * self.hop + self.n_fft
+            fold = dict(output_size=(1, size), kernel_size=(1, self.n_fft), stride=(1, self.hop))
+            wav = F.fold(frames, **fold)[:, 0, 0]  # [B, size]: overlap-add
+            envelope = F.fold(self.window.square()[None, :, None].expand(1, -1, n), **fold)[0, 0, 0]
+            keep = slice(self.pad, self.pad + n * self.hop)
+            return wav[:, keep] / envelope[keep].clamp_min(1e-8)
+
+
+class FourierDecoder(nn.Module):
+    """Latent ``[B, D, T']`` -> audio ``[B, C, T' * hop]`` (see the module doc)."""
+
+    def __init__(self, cfg: FourierConfig, dimension: int, channels: int, hop: int) -> None:
+        super().__init__()
+        self.cfg, self.dimension, self.channels, self.hop = cfg, dimension, channels, hop
+        stft_hop, n_fft = cfg.stft_hop(hop), cfg.fft_size(hop)
+        self.bins = n_fft // 2 + 1
+        self.embed = nn.Conv1d(dimension, cfg.width, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.norm_in = nn.LayerNorm(cfg.width)
+        self.blocks = nn.ModuleList(
+            [ConvNeXtBlock(cfg.width, cfg.mlp_ratio, cfg.kernel_size, 1.0 / cfg.layers) for _ in range(cfg.layers)])
+        self.norm_out = nn.LayerNorm(cfg.width)
+        u = cfg.upsample
+        self.up = nn.ConvTranspose1d(cfg.width, cfg.width, 2 * u, stride=u, padding=u // 2) if u > 1 else None
+        self.proj = nn.Linear(cfg.width, channels * 2 * self.bins)
+        self.head = ISTFTHead(n_fft, stft_hop)
+
+    @property
+    def hop_length(self) -> int:
+        return self.hop
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 3 or z.shape[1] != self.dimension:
+            raise ValueError(f"FourierDecoder expects [B, {self.dimension}, T], got {tuple(z.shape)}")
+        b, _, t = z.shape
+        h = self.embed(z)
+        h = rearrange(self.norm_in(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+        for block in self.blocks:
+            h = block(h)
+        h = rearrange(self.norm_out(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+        if self.up is not None:
+            h = self.up(h)[..., : t * self.cfg.upsample]  # [B, width, T' * upsample]
+        out = self.proj(rearrange(h, "b c n -> b n c"))  # [B, N, C * 2F]
+        out = rearrange(out, "b n (c two f) -> two (b c) f n", c=self.channels, two=2)
+        wav = self.head(out[0], out[1])  # [B * C, T' * hop]
+        return rearrange(wav, "(b c) s -> b c s", b=b)
+
