@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from codec.codebook_health import CodebookCollapseError, CodebookHealth, CodebookHealthConfig
 from codec.codec import Codec, CodecConfig, build_codec
 from codec.ddp import parallel
 from codec.discriminators import DiscriminatorOutput
@@ -28,7 +29,7 @@ from codec.losses import (
     l1_waveform_loss, mel_distance, multiscale_mel_loss, si_sdr, stft_distance,
 )
 from codec.media import log_audio_examples
-from codec.quantize import code_stats, collapse_warning
+from codec.quantize import code_stats
 from codec.training import CodecLossConfig, OptimConfig, ValidationConfig, make_optimizer
 from data.batch import AudioBatch
 from launch.numerics import NonFiniteGuard, restore_tensors, snapshot_tensors
@@ -49,13 +50,15 @@ class CodecModule(L.LightningModule):
             with a skipped non-finite step.
         health: when to warn that the discriminator is winning or blind (:mod:`codec.health`);
             the d/g loss ratio is logged as ``gan/d_g_ratio`` every ``log_every_n_steps``.
+        codebook_health: when a codebook level counts as collapsed, and how often it is repaired
+            before the run stops (:mod:`codec.codebook_health`), checked every ``log_every_n_steps``.
     """
 
     def __init__(self, codec: CodecConfig, discriminators: list[str] | None = None,
                  discriminator_sizes: DiscriminatorsConfig | None = None, tiny_discriminators: bool = False,
                  losses: CodecLossConfig | None = None, optim: OptimConfig | None = None,
                  validation: ValidationConfig | None = None, max_nonfinite_steps: int = 5,
-                 health: HealthConfig | None = None) -> None:
+                 health: HealthConfig | None = None, codebook_health: CodebookHealthConfig | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.codec: Codec = build_codec(codec)
@@ -76,6 +79,7 @@ class CodecModule(L.LightningModule):
         self.register_buffer("batches_trained", torch.zeros((), dtype=torch.long))
         self.nonfinite = NonFiniteGuard(max_nonfinite_steps)
         self.health = GANHealth(self.loss_cfg.adversarial_kind, health)
+        self.codebook_health = CodebookHealth(self.codec.num_codebooks, self.codec.cardinality, codebook_health)
 
     # -- optimizers ------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -155,6 +159,7 @@ class CodecModule(L.LightningModule):
         logs["train/n_q"] = torch.tensor(float(q.n_q))
         for i, ppl in enumerate(q.perplexity.detach()):  # this batch alone: dead-code churn cannot hide a collapse
             logs[f"codebook/batch_perplexity_{i}"] = ppl
+        self.codebook_health.update(q.perplexity)
         self.log_dict(logs, prog_bar=False, batch_size=len(batch))
         self.log("train/mel", losses["mel"].detach(), prog_bar=True, batch_size=len(batch))
         if self.trainer.log_every_n_steps and (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
@@ -179,18 +184,34 @@ class CodecModule(L.LightningModule):
         for i, (u, p) in enumerate(zip(usage.tolist(), perplexity.tolist())):
             self.log(f"codebook/usage_{i}", u, rank_zero_only=True)
             self.log(f"codebook/perplexity_{i}", p, rank_zero_only=True)
-        seen = hist.sum(dim=1) > 0  # levels quantizer dropout left out all interval have no evidence
-        collapsed = [i for i in collapse_warning(usage) if bool(seen[i])]
-        if collapsed and self.global_rank == 0:
-            log.warning("codebook levels %s use under 10%% of their codes (usage %s): the quantizer may be collapsing",
-                        collapsed, [round(usage[i].item(), 3) for i in collapsed])
         self.codec.quantizer.reset_code_histogram()
+        self._check_codebooks()
         metrics, warnings = self.health.check()
         for k, v in metrics.items():
             self.log(k, v, rank_zero_only=True)
         if self.global_rank == 0:
             for w in warnings:
                 log.warning(w)
+
+    def _check_codebooks(self) -> None:
+        """Per-batch code perplexity of each level over the interval: repair or stop on a lasting collapse
+        (the decision is the same on every rank: the perplexities are of codes counted over all ranks)."""
+        decision = self.codebook_health.check(int(self.batches_trained))
+        for k, v in decision.metrics.items():
+            self.log(k, v, rank_zero_only=True)
+        if self.global_rank == 0:
+            for w in decision.warnings:
+                log.warning(w)
+        for level in decision.repair:
+            self.codec.quantizer.levels[level].restart()
+        if decision.stop is not None:
+            trainer = self.trainer
+            folder = getattr(trainer.checkpoint_callback, "dirpath", None) or f"{trainer.default_root_dir}/checkpoints"
+            path = f"{folder}/collapsed-step={self.global_step}.ckpt"
+            trainer.save_checkpoint(path)
+            if self.global_rank == 0:
+                log.error(decision.stop)
+            raise CodebookCollapseError(f"{decision.stop} (the state is saved in {path})")
 
     # -- validation ------------------------------------------------------------------------------
     def _val_levels(self) -> list[int]:
@@ -227,6 +248,7 @@ class CodecModule(L.LightningModule):
         checkpoint["codec_config"] = self.codec.cfg.to_dict()
         checkpoint["nonfinite"] = self.nonfinite.state_dict()
         checkpoint["gan_health"] = self.health.state_dict()
+        checkpoint["codebook_health"] = self.codebook_health.state_dict()
         if self.balancer is not None:
             checkpoint["balancer"] = self.balancer.state_dict()
 
@@ -235,5 +257,7 @@ class CodecModule(L.LightningModule):
             self.balancer.load_state_dict(checkpoint["balancer"])
         if "nonfinite" in checkpoint:
             self.nonfinite.load_state_dict(checkpoint["nonfinite"])
+        if "codebook_health" in checkpoint:
+            self.codebook_health.load_state_dict(checkpoint["codebook_health"])
         if "gan_health" in checkpoint:
             self.health.load_state_dict(checkpoint["gan_health"], self.device)

@@ -201,6 +201,7 @@ def run_fit(model_class, datamodule_class, argv: list[str], cli_class: type[Code
     A missing shard folder, a checkpoint or numerical problem ends in one line (``codeclm: error: ...``); set
     ``CODECLM_DEBUG=1`` for the traceback.
     """
+    from codec.codebook_health import CodebookCollapseError
     from launch.numerics import NonFiniteError
 
     redactor = Redactor([*env_secrets(), *argv_secrets(argv), *_config_secrets(argv)])
@@ -212,7 +213,7 @@ def run_fit(model_class, datamodule_class, argv: list[str], cli_class: type[Code
         cli_class(model_class, datamodule_class, args=["fit", *argv], seed_everything_default=0,
                    save_config_callback=RedactedSaveConfig, save_config_kwargs={"overwrite": True},
                    auto_configure_optimizers=False, trainer_defaults={"callbacks": default_callbacks()})
-    except (CheckpointError, NonFiniteError, TrainConfigError) as e:
+    except (CheckpointError, NonFiniteError, TrainConfigError, CodebookCollapseError) as e:
         if os.environ.get("CODECLM_DEBUG"):
             raise
         print(f"codeclm: error: {redactor.text(str(e))}", file=sys.stderr)

@@ -151,8 +151,12 @@ class FactorizedCodebook(nn.Module):
             counts=counts,
         )
 
+    def restart(self) -> None:
+        """Re-initialise the codebook by k-means on the next training batch (every rank at once)."""
+        self.inited.fill_(False)
+
     def _init(self, flat: torch.Tensor) -> None:
-        if self.kmeans_init:
+        if self.kmeans_init or int(self.steps) > 0:  # a restart always uses k-means
             g = step_generator(self.seed, SALT_KMEANS, self.steps)
             centroids, counts = synced_kmeans(flat, self.bins, self.kmeans_iters, g)
             self.codebook.copy_(centroids)

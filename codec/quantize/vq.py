@@ -229,7 +229,7 @@ class EMACodebook(nn.Module):
     def _init(self, flat: torch.Tensor) -> None:
         if bool(self.inited):
             return
-        if self.kmeans_init:
+        if self.kmeans_init or int(self.steps) > 0:  # a restart (see ``restart``) always uses k-means
             g = step_generator(self.seed, SALT_KMEANS, self.steps)
             centroids, counts = synced_kmeans(flat, self.bins, self.kmeans_iters, g)
             self.embed.copy_(centroids)
@@ -239,6 +239,10 @@ class EMACodebook(nn.Module):
             for buf in (self.embed, self.embed_avg, self.cluster_size):
                 qdist.broadcast(buf)
         self.inited.fill_(True)
+
+    def restart(self) -> None:
+        """Re-initialise the codebook by k-means on the next training batch (every rank at once)."""
+        self.inited.fill_(False)
 
     def _expire(self, flat: torch.Tensor) -> None:
         if self.threshold <= 0:

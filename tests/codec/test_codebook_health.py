@@ -1,0 +1,80 @@
+"""Codebook health: per-batch perplexity decides collapse; grace, patience, repair by k-means, stop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codec.codebook_health import CodebookHealth, CodebookHealthConfig
+from codec.quantize import ResidualVectorQuantizer, RVQConfig, code_stats
+
+
+def feed(health: CodebookHealth, per_level: list[float], batches: int = 5) -> None:
+    for _ in range(batches):
+        health.update(torch.tensor(per_level))
+
+
+def test_a_lasting_collapse_is_repaired_then_stops_the_run() -> None:
+    h = CodebookHealth(3, 256, CodebookHealthConfig(min_perplexity=8, patience=2, grace_batches=100, repairs=1))
+    feed(h, [50.0, 1.5, 60.0])
+    assert h.check(batches_trained=50).repair == []  # in the grace period nothing is decided
+    feed(h, [50.0, 1.5, 60.0])
+    first = h.check(batches_trained=150)
+    assert first.repair == [] and first.stop is None  # one interval is not yet a lasting collapse
+    assert first.metrics["codebook/batch_perplexity_mean_1"] == pytest.approx(1.5)
+    feed(h, [50.0, 1.5, 60.0])
+    second = h.check(batches_trained=200)
+    assert second.repair == [1] and second.stop is None and "level 1 has collapsed" in second.warnings[0]
+    for b in (250, 300):
+        feed(h, [50.0, 1.5, 60.0])
+        last = h.check(batches_trained=b)
+    assert last.repair == [] and last.stop is not None
+    assert "level 1" in last.stop and "after 1 repairs" in last.stop and "learning rate" in last.stop
+
+
+def test_a_recovery_resets_the_count_and_unused_levels_are_not_evidence() -> None:
+    h = CodebookHealth(2, 64, CodebookHealthConfig(min_perplexity=8, patience=2, grace_batches=0, repairs=0))
+    feed(h, [2.0, 2.0])
+    h.check(10)
+    feed(h, [30.0, 30.0])  # recovered: the strike count starts again
+    h.check(20)
+    feed(h, [2.0])  # quantizer dropout: level 1 unused all interval
+    d = h.check(30)
+    assert d.stop is None and "codebook/batch_perplexity_mean_1" not in d.metrics
+    feed(h, [2.0])
+    assert "level 0" in h.check(40).stop
+
+
+def test_disabled_health_only_warns_and_state_round_trips() -> None:
+    h = CodebookHealth(1, 16, CodebookHealthConfig(patience=1, grace_batches=0, enabled=False))
+    feed(h, [1.0])
+    d = h.check(5)
+    assert d.repair == [] and d.stop is None and d.warnings
+    h2 = CodebookHealth(1, 16)
+    h.strikes, h.repairs_done = [3], [1]
+    h2.load_state_dict(h.state_dict())
+    assert h2.strikes == [3] and h2.repairs_done == [1]
+
+
+@pytest.mark.parametrize("kind", ["ema", "factorized"])
+def test_restart_refills_a_collapsed_codebook_by_kmeans(kind: str) -> None:
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantizer(RVQConfig(dimension=8, n_q=1, bins=16, kind=kind, codebook_dim=4,
+                                            threshold_ema_dead_code=0)).train()
+    centers = 3 * torch.randn(16, 8)
+    data = (centers.repeat_interleave(20, 0) + 0.05 * torch.randn(320, 8)).T[None]  # [1, 8, 320]
+    rvq(data)
+    level = rvq.levels[0]
+    with torch.no_grad():  # collapse it: every code the same
+        if kind == "ema":
+            level.embed.copy_(level.embed[:1].expand_as(level.embed))
+        else:
+            level.codebook.copy_(level.codebook[:1].expand_as(level.codebook))
+    rvq.eval()
+    _, ppl = code_stats(torch.bincount(rvq.encode(data)[0, 0], minlength=16)[None])
+    assert float(ppl) == pytest.approx(1.0)
+    level.restart()
+    rvq.train()(data)  # the next training batch re-runs k-means
+    rvq.eval()
+    _, ppl = code_stats(torch.bincount(rvq.encode(data)[0, 0], minlength=16)[None])
+    assert float(ppl) > 10
