@@ -91,7 +91,9 @@ def token_manifest_info(shards: ShardSet | str) -> dict[str, Any]:
 
 @dataclass
 class TokenLoaderConfig:
-    """max_frames: crop (training: random offset; evaluation: from the start); num_codebooks: keep the
+    """max_frames: crop (training: random offset; evaluation: from the start); longer: what happens
+    to an utterance over ``max_frames``: ``crop`` it, or ``skip`` it (counted as ``too_long``), which a
+    model conditioned on the transcript needs (a crop no longer says its text); num_codebooks: keep the
     first K levels (None: all). text: "none", "text" or "phonemes" (encoded by ``text_encoder``).
     bucket_batches: training batches of similar lengths (less padding): each worker decodes this
     many batches of samples at a time, sorts them by frames and batches neighbours (0: off)."""
@@ -104,6 +106,11 @@ class TokenLoaderConfig:
     epoch_samples: int | None = None
     text: str = "none"
     bucket_batches: int = 0
+    longer: str = "crop"
+
+    def __post_init__(self) -> None:
+        if self.longer not in ("crop", "skip"):
+            raise ValueError(f"TokenLoaderConfig.longer must be crop or skip, got {self.longer!r}")
 
 
 class TokenDecoder:
@@ -141,6 +148,11 @@ class TokenDecoder:
                 return None
             codes_t = codes_t[: self.cfg.num_codebooks]
         t, start, stop = codes_t.shape[1], 0, codes_t.shape[1]
+        if self.cfg.max_frames and t > self.cfg.max_frames and self.cfg.longer == "skip":
+            # a crop of the audio no longer says its whole text: a transcript-conditioned model would
+            # learn to drop words, so such an utterance is skipped (counted) rather than cropped
+            self.skips.add("too_long", url, key, f"{t} frames > max_frames {self.cfg.max_frames} with its text")
+            return None
         if self.cfg.max_frames and t > self.cfg.max_frames:
             if self.train:
                 start = int(torch.randint(0, t - self.cfg.max_frames + 1, (1,), generator=gen))

@@ -196,7 +196,7 @@ CROP = 2500  # the fixture's codec runs at 1000 Hz: about half its utterances ar
 def fit_argv(shards: dict, root, max_steps: int, *extra: str) -> list[str]:
     return ["lm", "fit", "--config", "configs/lm/valle-ar-tiny.yaml",
             "--data.shards", str(shards["tokens"]), "--data.text_model", str(shards["phonemes"]),
-            "--data.loader.batch_size", "2", "--data.loader.max_frames", str(CROP), "--data.loader.shuffle_buffer", "4",
+            "--data.loader.batch_size", "2", "--data.loader.max_frames", str(CROP), "--data.loader.longer", "crop", "--data.loader.shuffle_buffer", "4",
             "--data.num_workers", "0", "--model.model.init_args.cfg.cardinality", "32",
             "--model.model.init_args.cfg.dim", "16", "--model.model.init_args.cfg.layers", "1",
             "--model.model.init_args.cfg.heads", "2", "--model.model.init_args.cfg.max_frames", str(CROP),

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def lm_argv(shards: dict, root: Path, max_steps: int, *extra: str, workers: int = 0) -> list[str]:
     return ["lm", "fit", "--config", str(REPO / "configs/lm/valle-nar-tiny.yaml"),
             "--data.shards", str(shards["tokens"]), "--data.text_model", str(shards["phonemes"]),
-            "--data.loader.batch_size", "2", "--data.loader.max_frames", "40", "--data.loader.shuffle_buffer", "4",
+            "--data.loader.batch_size", "2", "--data.loader.max_frames", "40", "--data.loader.longer", "crop", "--data.loader.shuffle_buffer", "4",
             "--data.loader.epoch_samples", "12", "--data.num_workers", str(workers),
             "--model.model.init_args.cfg.cardinality", "32", "--model.model.init_args.cfg.dim", "16",
             "--model.model.init_args.cfg.layers", "1", "--model.model.init_args.cfg.heads", "2",
