@@ -66,7 +66,7 @@ def run(a: argparse.Namespace) -> None:
         PhonemeVocab.fit(m.get("phonemes", "") for m in iter_metadata(str(shards))).save(phon_path)
     made += [("sentencepiece model", spm_path), ("phoneme vocabulary", phon_path)]
 
-    _step(3, steps, "tiny codec: GAN training on the corpus (configs/codec/tiny.yaml)")
+    _step(3, steps, "tiny codec: trained on the corpus (configs/codec/tiny.yaml)")
     export = layout.codec_export
     ckpt = _train_codec(layout, a.codec_steps)
     made.append(("codec checkpoint", ckpt))
@@ -77,6 +77,10 @@ def run(a: argparse.Namespace) -> None:
     if not (export / "config.json").exists():
         export_from_checkpoint(ckpt, export)
     made.append(("exported codec", export))
+
+    from launch.commands.quickstart_check import codebook_check
+
+    codebook_check(export, val)  # a collapsed codec stops the run here, saying why
 
     _step(5, steps, "reconstruct a held-out utterance through the codec")
     examples = _reconstruct(export, val, layout.examples)
@@ -90,10 +94,15 @@ def run(a: argparse.Namespace) -> None:
     tokenize_shards(load_tokenizer(str(export)), str(shards), tokens, batch_size=16)
     made.append(("token shards", tokens))
 
+    check = None
     if a.lm_steps_scale > 0:
-        made += _language_models(layout, a.lm_steps_scale, steps)
+        lm_made, check = _language_models(layout, a.lm_steps_scale, steps)
+        made += lm_made
 
-    layout.summary.write_text(json.dumps({"corpus": summary, "made": {k: str(v) for k, v in made}}, indent=1))
+    record = {"corpus": summary, "made": {k: str(v) for k, v in made}, "seconds": round(time.time() - t0)}
+    if check is not None:
+        record["check"] = check
+    layout.summary.write_text(json.dumps(record, indent=1))
     print(f"\nquickstart done in {time.time() - t0:.0f}s. Made under {out}/:")
     for what, path in made:
         print(f"  {what:22s} {path}")
@@ -104,9 +113,12 @@ def run(a: argparse.Namespace) -> None:
         from launch.commands.quickstart_lm import demo_command
 
         print(f"\nHear the models in a browser:\n  {demo_command(out)}")
+    if check is not None and check["failures"]:
+        print("\nThe run finished, but its outputs failed the check above: " + "; ".join(check["failures"]))
+        raise SystemExit(1)
 
 
-def _language_models(layout: RunLayout, scale: float, steps: int) -> list[tuple[str, Path]]:
+def _language_models(layout: RunLayout, scale: float, steps: int) -> tuple[list[tuple[str, Path]], dict]:
     from launch.commands import quickstart_lm as qlm
 
     _step(7, steps, "semantic units: k-means over MFCC frames, written into the token shards")
@@ -122,7 +134,11 @@ def _language_models(layout: RunLayout, scale: float, steps: int) -> list[tuple[
 
     prompt, text = qlm.write_prompt(layout.val_shards, layout.examples, load_export(layout.codec_export).sample_rate)
     made += qlm.generate(layout, prompt, text)
-    return made
+    from launch.commands.quickstart_check import self_check
+
+    check = self_check(layout, prompt, text, layout.examples / "clone.wav", qlm.CLONE_TEXT,
+                       layout.examples / "continuation.wav")
+    return made, check
 
 
 def _train_codec(layout: RunLayout, max_steps: int | None) -> Path:
