@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,music,eval]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,music,eval,voices]'
 	# tinysoundfont renders General MIDI without system packages; its pyaudio extra does not build
 	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont
 	touch $(STAMP)

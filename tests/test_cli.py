@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -66,6 +67,17 @@ def test_quickstart_end_to_end_and_rerun(tmp_path, capsys):
     assert sr3 == sr4 == 16000 and 0 < len(clone) <= 6 * 16000 and np.isfinite(clone).all()
     assert len(cont) >= len(prompt) + 4 * 16000 - 320, (len(cont), len(prompt))  # prompt + 4 s, to a frame
     assert f"codeclm demo --models {out}" in first  # the run folder names every model
+    # what a user would check: codes that carry information, a clone of a plausible length for its
+    # text that is not silence, every check named in summary.json
+    ppl = [float(v) for v in re.search(r"code perplexity per level on \d+ held-out utterances: \[([^\]]+)\]",
+                                       first).group(1).split(",")]
+    assert len(ppl) == 8 and min(ppl) >= 8
+    check = json.loads((out / "summary.json").read_text())["check"]
+    assert check["failures"] == [] and check["judge"].startswith(("Whisper", "none"))
+    clone_check = check["clone"]
+    assert clone_check["seconds"] == pytest.approx(len(clone) / 16000, abs=0.01)
+    assert 0.45 <= clone_check["length_ratio"] <= 2.2 and clone_check["silent_fraction"] < 0.5
+    assert np.sqrt(np.mean(clone ** 2)) > 1e-3 and np.sqrt(np.mean(cont ** 2)) > 1e-3
     # a second run reuses everything
     assert main(args) == 0
     assert "reusing" in capsys.readouterr().out

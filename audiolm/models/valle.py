@@ -9,7 +9,11 @@
   (``prefix_causal_mask`` over the padded text block), padded text and audio are masked keys;
 - RoPE positions restart at 0 for the audio segment (text ``0..L-1``, audio ``0..T``), so the
   padding between a short text and its audio never shifts a position, and the distance between
-  an audio token and a text token depends on neither the batch's padding nor the prompt;
+  an audio token and a text token depends on neither the batch's padding nor the prompt; with
+  ``audio_position_scale = s`` audio input ``t`` sits at position ``t * s`` instead: at ``s`` = text
+  tokens per frame of the training speech, a frame and the phoneme it says are at the same
+  position, a monotonic-alignment prior that a small model otherwise takes thousands of steps to
+  find by itself;
 - the head predicts ``cardinality + 1`` classes (the codes and EOS) at every audio position.
 
 ``loss(batch)`` trains next-token prediction of codebook 0 with EOS after the last real frame
@@ -45,6 +49,7 @@ class ValleConfig:
     dim / layers / heads: transformer size; max_text: longest text (prompt + target) in tokens;
     max_frames: longest audio (prompt + generated) in frames; dropout: transformer dropout;
     prompt_min / prompt_max: NAR training, fraction of each utterance used as acoustic prompt.
+    audio_position_scale: RoPE position step of the audio tokens (see the module doc; 1 = one a frame).
     """
 
     text_vocab: int = 256
@@ -59,8 +64,11 @@ class ValleConfig:
     mlp_ratio: float = 4.0
     prompt_min: float = 0.25
     prompt_max: float = 0.5
+    audio_position_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.audio_position_scale > 0:
+            raise ValueError(f"ValleConfig.audio_position_scale must be > 0, got {self.audio_position_scale}")
         for name in ("text_vocab", "cardinality", "num_codebooks", "dim", "layers", "heads", "max_text", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ValleConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -97,6 +105,14 @@ def check_codes(codes: torch.Tensor, cfg: ValleConfig) -> None:
                          "data.loader.max_frames or raise cfg.max_frames")
 
 
+def _filled(config: dict[str, Any]) -> dict[str, Any] | None:
+    """``config`` with the defaults of fields it lacks (None when it is not a ValleConfig)."""
+    try:
+        return asdict(ValleConfig(**config))
+    except (TypeError, ValueError):
+        return None
+
+
 class StageConfigState(nn.Module):
     """Keeps ``cfg`` (a :class:`ValleConfig`) in the state dict as ``_extra_state``, with the
     stage's ``length_stats`` when it has them (a checkpoint without them loads as none measured)."""
@@ -116,7 +132,9 @@ class StageConfigState(nn.Module):
             # torch.distributed.checkpoint (FSDP) passes a placeholder for extra state it does not
             # carry; the model's config was checked when the full state dict was read
             return
-        if state.get("kind") != self.kind or state.get("config") != asdict(self.cfg):
+        saved = state.get("config")
+        # fields added since a checkpoint was written take their defaults
+        if state.get("kind") != self.kind or not isinstance(saved, dict) or _filled(saved) != asdict(self.cfg):
             raise ValueError(f"checkpoint holds a {state.get('kind')} model with config {state.get('config')}, "
                              f"not this {self.kind} model ({asdict(self.cfg)})")
         if self.length_stats is not None:
@@ -144,7 +162,8 @@ class ValleAR(StageConfigState):
         """Embedded sequence ``[B, L + Ta, D]`` and its RoPE positions ``[L + Ta]``."""
         x = torch.cat([self.text_emb(text), self.audio_emb(audio)], dim=1)
         dev = text.device
-        positions = torch.cat([torch.arange(text.shape[1], device=dev), torch.arange(audio.shape[1], device=dev)])
+        positions = torch.cat([torch.arange(text.shape[1], device=dev, dtype=torch.float32),
+                               torch.arange(audio.shape[1], device=dev, dtype=torch.float32) * self.cfg.audio_position_scale])
         return x, positions
 
     def forward(self, text: torch.Tensor, text_lengths: torch.Tensor, audio: torch.Tensor,
@@ -194,6 +213,6 @@ class ValleAR(StageConfigState):
     def step(self, token: torch.Tensor, position: int, cache: KVCache) -> torch.Tensor:
         """Feed audio tokens ``[B]`` at audio position ``position``; returns next logits ``[B, V]``."""
         x = self.audio_emb(token[:, None])  # [B, 1, D]
-        pos = torch.tensor([position], device=token.device)
+        pos = torch.tensor([position * self.cfg.audio_position_scale], device=token.device, dtype=torch.float32)
         h = self.transformer(x, positions=pos, cache=cache)
         return self.head(h[:, -1])

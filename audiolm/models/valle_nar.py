@@ -8,7 +8,8 @@ key padding. At stage ``k`` (1 <= k < K) the audio frame ``t`` is embedded as
 
 plus a learned segment embedding (prompt / target) and a learned stage embedding for ``k``. A
 head per stage predicts codebook ``k`` at every frame; the loss counts target frames only. RoPE
-positions restart at 0 for the audio, as in the AR stage (``valle.py``).
+positions restart at 0 for the audio, as in the AR stage (``valle.py``), stepping
+``audio_position_scale`` a frame.
 
 Training (``loss``) follows the VALL-E recipe: one stage ``k`` drawn uniformly per batch, and a
 random prefix of each utterance (``cfg.prompt_min``..``cfg.prompt_max`` of its frames) used as
@@ -67,7 +68,8 @@ class ValleNAR(StageConfigState):
             audio = audio + emb(codes[:, j]) * rearrange(visible, "b t -> b t 1").to(audio.dtype)
         audio = audio + self.segment_emb((~in_prompt).long()) + self.stage_emb.weight[k]
         x = torch.cat([self.text_emb(text), audio], dim=1)  # [B, L + T, D]
-        positions = torch.cat([torch.arange(l, device=dev), torch.arange(t, device=dev)])
+        positions = torch.cat([torch.arange(l, device=dev, dtype=torch.float32),
+                               torch.arange(t, device=dev, dtype=torch.float32) * self.cfg.audio_position_scale])
         valid = torch.cat([torch.arange(l, device=dev)[None] < text_lengths[:, None], frame < lengths[:, None]], dim=1)
         h = self.transformer(x, positions=positions, key_padding_mask=valid, causal=False)
         return h[:, l:] @ self.heads[k - 1]  # [B, T, D] @ [D, V]

@@ -30,7 +30,7 @@ class RopeAngles:
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> RopeAngles:
-    """Angles for integer ``positions`` ``[S]`` or ``[B, S]``; ``head_dim`` must be even."""
+    """Angles for ``positions`` ``[S]`` or ``[B, S]`` (integers, or fractional positions); ``head_dim`` must be even."""
     if head_dim % 2:
         raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
     if positions.dim() == 1:

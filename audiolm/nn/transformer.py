@@ -12,7 +12,7 @@ Attention structure, per call:
   above, e.g. ``prefix_causal_mask`` for a prefix-LM.
 - ``key_padding_mask`` ``[B, S]``, True on real tokens: padded keys are never attended to.
 
-``positions`` (``[S]`` or ``[B, S]`` ints, default ``offset + arange(S)``) feed RoPE only. With a
+``positions`` (``[S]`` or ``[B, S]``, integers or fractional, default ``offset + arange(S)``) feed RoPE only. With a
 ``cache`` (see ``kv_cache.py``) the call appends ``S`` slots and attends to all slots so far; the
 training forward (no cache) is free of data-dependent Python control flow and compiles with
 ``torch.compile(fullgraph=True)``.

