@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-steps-scale", type=float, default=1.0,
                    help="multiplies every tiny LM's optimizer steps (default 1; 0 skips the language models)")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--check", choices=("stop", "warn"), default="stop",
+                   help="what a failed quality check does: stop (default: a collapsed codec stops the run before "
+                        "tokenizing, an implausible clone makes it exit 1) or warn (report it in summary.json and go on)")
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,8 @@ def run(a: argparse.Namespace) -> None:
 
     from launch.commands.quickstart_check import codebook_check
 
-    codebook_check(export, val)  # a collapsed codec stops the run here, saying why
+    # a collapsed codec stops the run here, saying why (or, with --check warn, is reported)
+    code_ppl, collapsed = codebook_check(export, val, stop=a.check == "stop")
 
     _step(5, steps, "reconstruct a held-out utterance through the codec")
     examples = _reconstruct(export, val, layout.examples)
@@ -100,8 +104,11 @@ def run(a: argparse.Namespace) -> None:
         made += lm_made
 
     record = {"corpus": summary, "made": {k: str(v) for k, v in made}, "seconds": round(time.time() - t0)}
-    if check is not None:
-        record["check"] = check
+    check = check if check is not None else {"failures": []}
+    check["code_perplexity"] = code_ppl
+    if collapsed:
+        check["failures"].insert(0, collapsed)
+    record["check"] = check
     layout.summary.write_text(json.dumps(record, indent=1))
     print(f"\nquickstart done in {time.time() - t0:.0f}s. Made under {out}/:")
     for what, path in made:
@@ -113,9 +120,10 @@ def run(a: argparse.Namespace) -> None:
         from launch.commands.quickstart_lm import demo_command
 
         print(f"\nHear the models in a browser:\n  {demo_command(out)}")
-    if check is not None and check["failures"]:
+    if check["failures"]:
         print("\nThe run finished, but its outputs failed the check above: " + "; ".join(check["failures"]))
-        raise SystemExit(1)
+        if a.check == "stop":
+            raise SystemExit(1)
 
 
 def _language_models(layout: RunLayout, scale: float, steps: int) -> tuple[list[tuple[str, Path]], dict]:

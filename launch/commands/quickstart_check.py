@@ -43,9 +43,10 @@ def held_out(val: Path, sample_rate: int, count: int) -> list[tuple[np.ndarray, 
     return out
 
 
-def codebook_check(export: Path, val: Path, count: int = 16) -> list[float]:
-    """Per-level code perplexity of the exported codec on ``count`` held-out utterances; raises
-    :class:`CollapsedCodecError` when a level is under :data:`MIN_PERPLEXITY`."""
+def codebook_check(export: Path, val: Path, count: int = 16, stop: bool = True) -> tuple[list[float], str | None]:
+    """Per-level code perplexity of the exported codec on ``count`` held-out utterances, and what is
+    wrong with it (``None`` when every level is at or over :data:`MIN_PERPLEXITY`). A collapse raises
+    :class:`CollapsedCodecError` when ``stop``, and is printed as a warning otherwise."""
     import torch
 
     from codec.evaluation.systems import codebook_usage
@@ -57,13 +58,17 @@ def codebook_check(export: Path, val: Path, count: int = 16) -> list[float]:
     ppl = [round(u.perplexity, 1) for u in codebook_usage(codes, codec.cardinality)]
     bad = [k for k, p in enumerate(ppl) if p < MIN_PERPLEXITY]
     print(f"code perplexity per level on {len(codes)} held-out utterances: {ppl} of {codec.cardinality}")
-    if bad:
-        raise CollapsedCodecError(
-            f"the codec in {export} has collapsed codebooks: level(s) {bad} use fewer than {MIN_PERPLEXITY:g} codes' "
+    if not bad:
+        return ppl, None
+    what = (f"the codec in {export} has collapsed codebooks: level(s) {bad} use fewer than {MIN_PERPLEXITY:g} codes' "
             f"worth (perplexity {[ppl[k] for k in bad]} of {codec.cardinality}) on held-out speech, so its tokens "
-            "carry almost nothing and no language model can learn from them. Not tokenizing. Train it again "
-            f"(delete {export.parent} and rerun), with a lower model.optim.lr or more batches in configs/codec/tiny.yaml")
-    return ppl
+            "carry almost nothing and no language model can learn from them")
+    if stop:
+        raise CollapsedCodecError(
+            f"{what}. Not tokenizing. Train it again (delete {export.parent} and rerun), with more batches "
+            "(--codec-steps) or a lower model.optim.lr in configs/codec/tiny.yaml")
+    print(f"warning: {what}; going on (--check warn)")
+    return ppl, what
 
 
 def _wer(asr, wav16: np.ndarray, text: str) -> tuple[float, str]:
