@@ -13,25 +13,29 @@ import torch
 from torch import nn
 
 from codec.model import SEANetConfig, SEANetDecoder, SEANetEncoder
-from codec.model.fourier import FourierConfig, FourierDecoder
+from codec.model.fourier import FourierConfig, FourierDecoder, FourierEncoder
 from codec.quantize import QuantizerResult, ResidualVectorQuantizer, RVQConfig
 from codec.tokenizer import codec_id
 
 
-DECODERS = ("seanet", "fourier")
+DECODERS = ("seanet", "fourier")  # the kinds of encoder and of decoder
 
 
 @dataclass
 class CodecConfig:
     """sample_rate: Hz of the audio the codec reads and writes. seanet: encoder/decoder shape
     (``seanet.dimension`` is the latent width the quantizer sees). quantizer: the RVQ; its
-    ``dimension`` is set from ``seanet.dimension``. decoder: ``seanet`` (the mirror of the
-    encoder, transposed convolutions up to the sample rate) or ``fourier`` (ConvNeXt blocks at the
-    frame rate and an inverse STFT, shaped by ``fourier``; see ``codec/model/fourier.py``)."""
+    ``dimension`` is set from ``seanet.dimension``. encoder: ``seanet`` (strided convolutions from
+    the waveform) or ``fourier`` (ConvNeXt blocks at the frame rate over a log-mel spectrogram).
+    decoder: ``seanet`` (the mirror of the SEANet encoder, transposed convolutions up to the sample
+    rate) or ``fourier`` (ConvNeXt blocks at the frame rate and an inverse STFT). The ``fourier``
+    parts are shaped by ``fourier`` (``codec/model/fourier.py``); the hop is always
+    ``prod(seanet.ratios)`` and the latent width ``seanet.dimension``."""
 
     sample_rate: int = 16000
     seanet: SEANetConfig = field(default_factory=SEANetConfig)
     quantizer: RVQConfig | None = None
+    encoder: str = "seanet"
     decoder: str = "seanet"
     fourier: FourierConfig = field(default_factory=FourierConfig)
 
@@ -40,9 +44,10 @@ class CodecConfig:
             self.seanet = SEANetConfig(**self.seanet)
         if isinstance(self.fourier, dict):
             self.fourier = FourierConfig(**self.fourier)
-        if self.decoder not in DECODERS:
-            raise ValueError(f"CodecConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.decoder == "fourier":
+        for name in ("encoder", "decoder"):
+            if getattr(self, name) not in DECODERS:
+                raise ValueError(f"CodecConfig.{name} must be one of {DECODERS}, got {getattr(self, name)!r}")
+        if "fourier" in (self.encoder, self.decoder):
             self.fourier.fft_size(self.seanet.hop_length)  # the hop and FFT size agree, or a clear error now
         q = self.quantizer
         if q is None:
@@ -61,7 +66,7 @@ class CodecConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CodecConfig":
         return cls(sample_rate=d["sample_rate"], seanet=dict(d["seanet"]), quantizer=dict(d["quantizer"]),
-                   decoder=d.get("decoder", "seanet"), fourier=dict(d.get("fourier") or {}))
+                   encoder=d.get("encoder", "seanet"), decoder=d.get("decoder", "seanet"), fourier=dict(d.get("fourier") or {}))
 
 
 @dataclass
@@ -145,6 +150,8 @@ class Codec(nn.Module):
 
 def build_codec(cfg: CodecConfig) -> Codec:
     s = cfg.seanet
+    encoder: nn.Module = (FourierEncoder(cfg.fourier, s.dimension, s.channels, s.hop_length, cfg.sample_rate)
+                          if cfg.encoder == "fourier" else SEANetEncoder(s))
     decoder: nn.Module = (FourierDecoder(cfg.fourier, s.dimension, s.channels, s.hop_length) if cfg.decoder == "fourier"
                           else SEANetDecoder(s))
-    return Codec(cfg, SEANetEncoder(s), ResidualVectorQuantizer(cfg.quantizer), decoder)
+    return Codec(cfg, encoder, ResidualVectorQuantizer(cfg.quantizer), decoder)

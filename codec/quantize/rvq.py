@@ -11,6 +11,14 @@ Losses: ``commit_loss`` and ``codebook_loss`` are the SUMS over the levels used 
 means, times ``commitment_weight`` / ``codebook_weight``: every level pulls with the same weight
 whatever ``n_q`` was drawn (as in DAC).
 
+Bypass (``bypass_steps``): for the first training batches the levels choose codes and update their
+codebooks as usual, but the latent reaches the decoder unquantized and no commitment loss pulls
+the encoder. A freshly initialised encoder's output is a nearly constant vector whose spread the
+first optimizer steps move by more than its own size, so a codebook fitted to it at once is left
+behind and every frame falls to one code; through the bypass the autoencoder first learns a
+latent with structure, which the codebooks follow (EMA updates, dead-code replacement) before
+their codes are used.
+
 In training, ``forward`` is a collective (see ``vq.py``): call it on every rank in lockstep.
 """
 
@@ -38,6 +46,7 @@ class RVQConfig:
     assignments per global batch, below which a code is replaced (0 disables). decay: EMA decay
     (for ``factorized`` it only smooths the usage statistics). seed: seeds the quantizer's own
     random choices (dropout, k-means, dead-code replacement), never the global RNG.
+    bypass_steps: training batches through which the latent passes unquantized (see the module doc).
     """
 
     dimension: int
@@ -53,6 +62,7 @@ class RVQConfig:
     commitment_weight: float = 1.0
     codebook_weight: float = 1.0
     seed: int = 0
+    bypass_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -60,6 +70,8 @@ class RVQConfig:
         for name in ("dimension", "n_q", "bins", "codebook_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RVQConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.bypass_steps < 0:
+            raise ValueError(f"RVQConfig.bypass_steps must be >= 0, got {self.bypass_steps}")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"RVQConfig.decay must be in [0, 1), got {self.decay}")
 
@@ -187,6 +199,7 @@ class ResidualVectorQuantizer(nn.Module):
                 for p in level.parameters():
                     codebook = codebook + 0.0 * p.sum()
         counts_t = torch.stack(counts)  # [n_q, bins]
+        bypass = self.training and int(self.steps) < self.cfg.bypass_steps
         if self.training:
             self.code_histogram[:n_q] += counts_t
             self.steps += 1
@@ -194,6 +207,8 @@ class ResidualVectorQuantizer(nn.Module):
         # EMA levels pass the gradient to x unchanged (once, not once a level); factorized levels
         # pass it through their projections, each level from its own residual (see factorized.py)
         quantized = through if self.cfg.kind == "factorized" else straight_through(x, total)
+        if bypass:  # the codebooks learned from this batch; the decoder sees the latent itself
+            quantized, commit = x + 0.0 * quantized, 0.0 * commit
         return QuantizerResult(
             quantized=quantized,
             codes=torch.stack(codes, dim=1),

@@ -10,7 +10,7 @@ import torch
 from codec.codec import CodecConfig, build_codec
 from codec.export import export_codec, load_export
 from codec.model import SEANetConfig
-from codec.model.fourier import FourierConfig, FourierDecoder, ISTFTHead
+from codec.model.fourier import FourierConfig, FourierDecoder, FourierEncoder, ISTFTHead
 from codec.quantize import RVQConfig
 
 
@@ -90,3 +90,58 @@ def test_configs_without_a_decoder_field_load_as_seanet() -> None:
     d = CodecConfig(16000, SEANetConfig(n_filters=4, dimension=16, ratios=(4, 4)), RVQConfig(16, 2, 8)).to_dict()
     d.pop("decoder"), d.pop("fourier")  # an export written before the field existed
     assert CodecConfig.from_dict(d).decoder == "seanet"
+
+
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_encoder_lengths(upsample: int) -> None:
+    torch.manual_seed(0)
+    enc = FourierEncoder(FourierConfig(width=16, encoder_layers=2, mels=12, upsample=upsample), dimension=8,
+                         channels=1, hop=40, sample_rate=16000)
+    for t in (1, 39, 40, 41, 400, 1000):
+        assert enc(0.1 * torch.randn(2, 1, t)).shape == (2, 8, -(-t // 40))
+    with pytest.raises(ValueError, match=r"\[B, 1, T\]"):
+        enc(torch.randn(2, 2, 400))
+
+
+def test_encoder_frame_i_is_centred_on_hop_i() -> None:
+    """A click in the middle of frame j's hop reaches exactly the frames within the receptive field
+    around j, as many on each side: the STFT windows covering it (j-1, j, j+1; the Hann window is
+    zero at its first sample) widened by 3 frames by the input conv and by each ConvNeXt block."""
+    torch.manual_seed(0)
+    layers, hop, j, n = 2, 40, 20, 41
+    enc = FourierEncoder(FourierConfig(width=16, encoder_layers=layers, mels=12), dimension=8, channels=1,
+                         hop=hop, sample_rate=16000).eval()
+    quiet = 0.01 * torch.randn(1, 1, n * hop)
+    click = quiet.clone()
+    click[0, 0, j * hop + hop // 2] += 0.5
+    with torch.no_grad():
+        moved = (enc(click) - enc(quiet)).abs().amax(dim=1)[0]  # [n]
+    reach = 1 + 3 + 3 * layers
+    inside = torch.zeros(n, dtype=torch.bool)
+    inside[j - reach : j + reach + 1] = True
+    assert (moved[inside] > 1e-5).all(), moved
+    assert (moved[~inside] < 1e-6).all(), moved
+
+
+def test_codec_with_fourier_encoder_round_trips_through_export(tmp_path) -> None:
+    torch.manual_seed(0)
+    cfg = CodecConfig(16000, SEANetConfig(n_filters=4, dimension=16, ratios=(4, 4), bottleneck="none"),
+                      RVQConfig(dimension=16, n_q=3, bins=16, bypass_steps=1), encoder="fourier", decoder="fourier",
+                      fourier=FourierConfig(width=16, layers=2, encoder_layers=1, mels=16))
+    codec = build_codec(cfg).train()
+    assert isinstance(codec.encoder, FourierEncoder)
+    with torch.no_grad():
+        for _ in range(2):  # the bypassed batch, then one through the codes
+            codec(0.1 * torch.randn(2, 1, 1600), n_q=3)
+    codec.eval()
+    wav = 0.1 * torch.randn(1, 1, 1000)
+    codes = codec.encode(wav)
+    assert codes.shape == (1, 3, 63)
+    loaded = load_export(export_codec(codec, tmp_path / "export"))
+    assert loaded.cfg.encoder == "fourier" and loaded.cfg.quantizer.bypass_steps == 1
+    assert torch.equal(loaded.encode(wav), codes) and torch.equal(loaded.decode(codes), codec.decode(codes))
+    d = loaded.cfg.to_dict()
+    d.pop("encoder")  # an export written before the field existed
+    assert CodecConfig.from_dict(d).encoder == "seanet"
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        CodecConfig(encoder="wav2vec")

@@ -342,3 +342,30 @@ def test_distributed_helpers_are_no_ops_on_one_process() -> None:
     assert qdist.broadcast(t) is t and qdist.all_gather_rows(t[:, None]).shape == (4, 1)
     rows = qdist.sample_rows_from_rank0(t[:, None], 6, torch.Generator().manual_seed(0))
     assert rows.shape == (6, 1) and set(rows.flatten().tolist()) <= {0.0, 1.0, 2.0, 3.0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bypass_passes_the_latent_while_the_codebooks_learn(kind: str) -> None:
+    """Through ``bypass_steps`` training batches the output is the input itself (value and gradient)
+    and nothing pulls the input towards the codes, while the codebooks follow the data; after them,
+    the output is the codes' value, as without a bypass."""
+    rvq = make_rvq(kind, bypass_steps=3, quantizer_dropout=False)
+    plain = make_rvq(kind, quantizer_dropout=False)
+    data = torch.randn(2, 8, 40)
+    for step in range(5):
+        x = data.clone().requires_grad_(True)
+        r, ref = rvq.train()(x), plain.train()(data)
+        g = torch.randn_like(data)
+        (r.quantized * g + r.loss).sum().backward()
+        # the codebooks learned from the same batches as without the bypass: the same codes
+        assert torch.equal(r.codes, ref.codes)
+        if step < 3:
+            assert torch.equal(r.quantized, x.detach()) and r.commit_loss == 0
+            assert torch.equal(x.grad, g)
+        else:
+            assert torch.equal(r.quantized.detach(), ref.quantized.detach())
+            assert not torch.equal(r.quantized.detach(), data) and r.commit_loss > 0
+    rvq.eval()
+    assert torch.equal(rvq(data).quantized, rvq.decode(rvq.encode(data)))  # eval never bypasses
+    with pytest.raises(ValueError, match="bypass_steps must be >= 0"):
+        RVQConfig(dimension=8, n_q=2, bins=4, bypass_steps=-1)
