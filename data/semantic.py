@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from codec.quantize.kmeans import kmeans, nearest
+from data.kmeans import kmeans, nearest
 from data.audio import resample
 from data.datamodule import AudioLoaderConfig, audio_dataset
 from data.semantic_features import FrameFeatures, HubertFeatures, LogMelFeatures, MFCCFeatures, frame_hop, load_hubert

@@ -5,7 +5,7 @@ a collective that keeps codebooks bit-identical across DDP ranks (see ``vq.py``)
 """
 
 from codec.quantize.factorized import FactorizedCodebook
-from codec.quantize.kmeans import kmeans, nearest
+from data.kmeans import kmeans, nearest
 from codec.quantize.rvq import (
     QuantizerResult,
     ResidualVectorQuantizer,

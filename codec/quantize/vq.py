@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from codec.quantize import distributed as qdist
-from codec.quantize.kmeans import kmeans, nearest
+from data.kmeans import kmeans, nearest
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""K-means on rows of a matrix: pure functions, deterministic under a generator."""
+"""K-means on rows of a matrix: pure functions, deterministic under a generator. Shared by the
+codebooks of `codec.quantize` (k-means init) and the semantic units of `data.semantic`."""
 
 from __future__ import annotations
 
