@@ -150,8 +150,9 @@ class Codec(nn.Module):
 
 def build_codec(cfg: CodecConfig) -> Codec:
     s = cfg.seanet
-    encoder: nn.Module = (FourierEncoder(cfg.fourier, s.dimension, s.channels, s.hop_length, cfg.sample_rate)
-                          if cfg.encoder == "fourier" else SEANetEncoder(s))
+    # the decoder is built first: a seed gives the same weights as it always has
     decoder: nn.Module = (FourierDecoder(cfg.fourier, s.dimension, s.channels, s.hop_length) if cfg.decoder == "fourier"
                           else SEANetDecoder(s))
+    encoder: nn.Module = (FourierEncoder(cfg.fourier, s.dimension, s.channels, s.hop_length, cfg.sample_rate)
+                          if cfg.encoder == "fourier" else SEANetEncoder(s))
     return Codec(cfg, encoder, ResidualVectorQuantizer(cfg.quantizer), decoder)

@@ -140,12 +140,15 @@ def test_codes_stay_informative_through_the_gan_phase_on_speech(tmp_path, kind: 
     ppl, mel = measure()
     ppl_recon, mel_recon = logged["recon"]
     print("held-out code perplexity before / after the GAN phase", ppl_recon, ppl)
-    # every level in use on voices the codec never heard, and the discriminators collapsed none
-    assert min(ppl) >= 4 and all(p >= 0.5 * r for p, r in zip(ppl, ppl_recon)), (ppl_recon, ppl)
+    # every level in use on voices the codec never heard (a collapsed level sits at 1-1.5; the
+    # learned codebooks of the factorized kind spread more slowly than EMA ones at this size), and
+    # the discriminators collapsed none: each level keeps most of the spread reconstruction gave it
+    floor = 6 if kind == "ema" else 2.5
+    assert min(ppl) >= floor and all(p >= 0.7 * r for p, r in zip(ppl, ppl_recon)), (ppl_recon, ppl)
     # what training watched per batch says the same (a level's batch perplexity over the last interval)
     seen = module.codebook_health.check(int(module.batches_trained)).metrics
     for k in range(4):
         watched = seen.get(f"codebook/batch_perplexity_mean_{k}")
-        assert watched is None or watched >= 4, (k, watched)
+        assert watched is None or watched >= floor, (k, watched)
     assert module.codebook_health.repairs_done == [0] * 4
     assert mel < 1.25 * mel_recon, (mel_recon, mel)
