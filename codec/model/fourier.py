@@ -126,6 +126,14 @@ class ISTFTHead(nn.Module):
             return wav[:, keep] / envelope[keep].clamp_min(1e-8)
 
 
+def mix(h: torch.Tensor, norm_in: nn.LayerNorm, blocks: nn.ModuleList, norm_out: nn.LayerNorm) -> torch.Tensor:
+    """``[B, W, N] -> [B, W, N]``: LayerNorm over channels, the ConvNeXt blocks, LayerNorm again."""
+    h = rearrange(norm_in(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+    for block in blocks:
+        h = block(h)
+    return rearrange(norm_out(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+
+
 class FourierDecoder(nn.Module):
     """Latent ``[B, D, T']`` -> audio ``[B, C, T' * hop]`` (see the module doc)."""
 
@@ -153,10 +161,7 @@ class FourierDecoder(nn.Module):
             raise ValueError(f"FourierDecoder expects [B, {self.dimension}, T], got {tuple(z.shape)}")
         b, _, t = z.shape
         h = self.embed(z)
-        h = rearrange(self.norm_in(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
-        for block in self.blocks:
-            h = block(h)
-        h = rearrange(self.norm_out(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+        h = mix(h, self.norm_in, self.blocks, self.norm_out)
         if self.up is not None:
             h = self.up(h)[..., : t * self.cfg.upsample]  # [B, width, T' * upsample]
         out = self.proj(rearrange(h, "b c n -> b n c"))  # [B, N, C * 2F]
@@ -203,10 +208,7 @@ class FourierEncoder(nn.Module):
             mag = self.frames.stft(rearrange(wav.float(), "b c t -> (b c) t")).abs()  # [B * C, F, N]
             mel = torch.einsum("bfn,fm->bmn", mag, self.filterbank).clamp_min(1e-5).log()
         h = self.embed(rearrange(mel, "(b c) m n -> b (c m) n", b=b))
-        h = rearrange(self.norm_in(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
-        for block in self.blocks:
-            h = block(h)
-        h = rearrange(self.norm_out(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+        h = mix(h, self.norm_in, self.blocks, self.norm_out)
         if self.down is not None:
             h = self.down(h)[..., :frames]  # [B, width, T']
         return self.proj(h)

@@ -199,7 +199,7 @@ class ResidualVectorQuantizer(nn.Module):
                 for p in level.parameters():
                     codebook = codebook + 0.0 * p.sum()
         counts_t = torch.stack(counts)  # [n_q, bins]
-        bypass = self.training and int(self.steps) < self.cfg.bypass_steps
+        bypass = self.training and self.cfg.bypass_steps > 0 and int(self.steps) < self.cfg.bypass_steps
         if self.training:
             self.code_histogram[:n_q] += counts_t
             self.steps += 1
