@@ -139,13 +139,19 @@ class Codec(nn.Module):
         return self.quantizer.encode(self.encoder(wav), k)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes ``[B, K, T']`` (any ``K <= num_codebooks``) -> audio ``[B, C, T' * hop]``."""
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes ``[B, K, T']`` (any ``K <= num_codebooks``) -> the latent ``[B, D, T']`` the decoder
+        reads: the sum of the first ``K`` levels' code vectors."""
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_codebooks:
             raise ValueError(f"expected codes [B, 1..{self.num_codebooks}, T], got {tuple(codes.shape)}")
         if codes.min() < 0 or codes.max() >= self.cardinality:
             raise ValueError(f"codes must lie in [0, {self.cardinality})")
-        return self.decoder(self.quantizer.decode(codes))
+        return self.quantizer.decode(codes)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes ``[B, K, T']`` (any ``K <= num_codebooks``) -> audio ``[B, C, T' * hop]``."""
+        return self.decoder(self.dequantize(codes))
 
 
 def build_codec(cfg: CodecConfig) -> Codec:

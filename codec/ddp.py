@@ -35,7 +35,7 @@ class GANDDPStrategy(DDPStrategy):
         module = self.model
         device_ids = self.determine_ddp_device_ids()
         wrappers = {}
-        for name in ("codec", "discriminator"):
+        for name in (getattr(module, "generator_name", "codec"), "discriminator"):
             net = getattr(module, name)
             if not any(p.requires_grad for p in net.parameters()):
                 continue

@@ -179,6 +179,17 @@ class EncodecTokenizer:
         with torch.no_grad():
             return model.decode(frames)
 
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, K, T']`` -> the latent ``[B, D, T']`` the model's decoder reads (the sum of the
+        first ``K`` codebooks' vectors). Only for models that code audio in one segment (24 kHz): the
+        48 kHz model's segments are scaled one by one, which a latent cannot carry."""
+        codes = self._check_codes(codes)
+        if self.model.segment_length is not None:
+            raise ValueError(f"{self.model.name} codes audio in scaled segments: a second decoder reads the "
+                             "latent of a one-segment model (encodec24k)")
+        with torch.no_grad():
+            return self.model.quantizer.decode(codes.transpose(0, 1))
+
     def _bandwidth_for(self, num_codebooks: int | None) -> float:
         if num_codebooks is None:
             return self._bandwidth

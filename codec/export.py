@@ -41,12 +41,7 @@ def export_codec(codec: Codec, out_dir: str | Path) -> Path:
     reader sees whole files; a reader that catches the weights and config of two different exports
     in between is refused by the ``codec_id`` check. Returns ``out_dir``.
     """
-    from safetensors.torch import save_file
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file, not a directory: choose another export directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = export_folder(out_dir)
     # Fresh, contiguous CPU copies: tied or shared tensors become independent (safetensors refuses
     # shared storage) and views are stored as themselves.
     state = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in codec.state_dict().items()}
@@ -57,9 +52,18 @@ def export_codec(codec: Codec, out_dir: str | Path) -> Path:
         "channels": int(codec.channels), "frame_rate": float(codec.frame_rate),
         "num_codebooks": int(codec.num_codebooks), "cardinality": int(codec.cardinality),
     }
+    return write_export(out, state, record, {"format": EXPORT_FORMAT, "codec_id": ident})
+
+
+def write_export(out: Path, state: Mapping[str, torch.Tensor], record: Mapping[str, Any],
+                 metadata: Mapping[str, str]) -> Path:
+    """``state`` to ``out/model.safetensors`` (with ``metadata`` in its header) and ``record`` to
+    ``out/config.json``, each through a hidden temporary name renamed into place, weights first."""
+    from safetensors.torch import save_file
+
     tmp_weights, tmp_config = out / f".{WEIGHTS}.tmp", out / f".{CONFIG}.tmp"
     try:
-        save_file(state, str(tmp_weights), metadata={"format": EXPORT_FORMAT, "codec_id": ident})
+        save_file(dict(state), str(tmp_weights), metadata=dict(metadata))
         tmp_config.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         for tmp in (tmp_weights, tmp_config):
             with open(tmp, "rb") as f:
@@ -70,6 +74,51 @@ def export_codec(codec: Codec, out_dir: str | Path) -> Path:
         tmp_weights.unlink(missing_ok=True)
         tmp_config.unlink(missing_ok=True)
     return out
+
+
+def export_folder(out_dir: str | Path) -> Path:
+    """``out_dir``, created if needed; a file there is refused."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a directory: choose another export directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def read_weights(weights: Path, fix: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The header metadata and tensors of a safetensors file; errors say ``fix``."""
+    from safetensors import safe_open
+
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights.parent} holds no {weights.name}: {fix}")
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as f:
+            return (f.metadata() or {}), {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as e:  # safetensors reports a bad header or a short file in its own words
+        raise ValueError(f"{weights} is not a readable safetensors file ({_first_line(e)}): {fix}") from None
+
+
+def read_training_checkpoint(path: Path, producer: str) -> dict[str, Any]:
+    """A ``.ckpt`` read with ``weights_only=True``: tensors and plain data only; anything else is
+    refused with one message (``producer`` names the command that writes such checkpoints)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found: pass the .ckpt written by `{producer}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
+        if found:
+            raise ValueError(f"{path}: refused: it holds the Python object {found.group(1)}, not only tensors and "
+                             f"plain data, and loading it could run code; use a checkpoint written by "
+                             f"`{producer}` or an export directory") from None
+        raise ValueError(f"{path} is not a PyTorch checkpoint (corrupt or another format)") from None
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint "
+                         f"({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise ValueError(f"{path} is not a training checkpoint (no 'state_dict'): pass the .ckpt written by "
+                         f"`{producer}`")
+    return ckpt
 
 
 def read_export_config(out_dir: str | Path) -> dict[str, Any]:
@@ -96,21 +145,11 @@ def read_export_config(out_dir: str | Path) -> dict[str, Any]:
 
 def load_export(out_dir: str | Path, device: str | torch.device = "cpu") -> Codec:
     """The codec saved by :func:`export_codec`, in eval mode on ``device``."""
-    from safetensors import safe_open
-
     out = Path(out_dir)
     record = read_export_config(out)
     cfg = _config_from(record["config"], out / CONFIG)
     weights = out / WEIGHTS
-    if not weights.is_file():
-        raise FileNotFoundError(f"{out} holds no {WEIGHTS}: re-export the codec ({_EXPORT_HINT})")
-    try:
-        with safe_open(str(weights), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            state = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as e:  # safetensors reports a bad header or a short file in its own words
-        raise ValueError(f"{weights} is not a readable safetensors file ({_first_line(e)}): "
-                         "re-export the codec") from None
+    meta, state = read_weights(weights, f"re-export the codec ({_EXPORT_HINT})")
     if meta.get("codec_id") not in (None, record["codec_id"]):
         raise ValueError(f"{weights} belongs to codec {meta['codec_id']} but {out / CONFIG} describes codec "
                          f"{record['codec_id']}: the two files come from different exports; re-export the codec")
@@ -125,23 +164,7 @@ def load_export(out_dir: str | Path, device: str | torch.device = "cpu") -> Code
 def load_checkpoint(ckpt_path: str | Path) -> Codec:
     """The codec inside a training checkpoint, on the CPU, in eval mode."""
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found: pass the .ckpt written by `codeclm codec fit`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
-        if found:
-            raise ValueError(f"{path}: refused: it holds the Python object {found.group(1)}, not only tensors and "
-                             "plain data, and loading it could run code; use a checkpoint written by "
-                             "`codeclm codec fit` or an export directory") from None
-        raise ValueError(f"{path} is not a PyTorch checkpoint (corrupt or another format)") from None
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint "
-                         f"({type(e).__name__}: {_first_line(e)})") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
-        raise ValueError(f"{path} is not a training checkpoint (no 'state_dict'): pass the .ckpt written by "
-                         "`codeclm codec fit`")
+    ckpt = read_training_checkpoint(path, "codeclm codec fit")
     if not isinstance(ckpt.get("codec_config"), Mapping):
         raise ValueError(f"{path} has no 'codec_config': it is not a codec checkpoint; pass the .ckpt written by "
                          "`codeclm codec fit`")

@@ -58,12 +58,26 @@ class CodebookLimit:
         return self
 
 
-def load_tokenizer(spec: str, device: str | torch.device = "cpu", bandwidth: float | None = None) -> AudioTokenizer:
+def load_tokenizer(spec: str, device: str | torch.device = "cpu", bandwidth: float | None = None,
+                   decoder: str | None = None) -> AudioTokenizer:
     """The tokenizer named by ``spec`` (see the module doc), in eval mode on ``device``.
 
     ``bandwidth`` (kbps): how many codebooks ``encode`` returns by default (all when None); for the
     project's codec it must be a whole number of codebooks, for EnCodec one of its bandwidths.
+    ``decoder``: a second decoder trained on this codec's tokens (an export directory of
+    ``codeclm decoder export`` or a ``decoder fit`` checkpoint) that ``decode`` uses instead of the
+    codec's own (:mod:`codec.decoder.tokenizer`).
     """
+    tokenizer = _load(spec, device, bandwidth)
+    if not decoder:
+        return tokenizer
+    from codec.decoder.export import load_decoder
+    from codec.decoder.tokenizer import DecodedWith
+
+    return DecodedWith(tokenizer, load_decoder(decoder, device))
+
+
+def _load(spec: str, device: str | torch.device, bandwidth: float | None) -> AudioTokenizer:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"empty codec spec: give {SPEC_FORMS}")
     spec = spec.strip()

@@ -2,6 +2,7 @@
 
     codeclm data speech|music|shard|spm|info|voices ...
     codeclm codec fit|export|encode|decode|tokenize ...
+    codeclm decoder fit|export ...
     codeclm semantic fit ...
     codeclm lm fit ...
     codeclm generate clone|continue|music ...
@@ -24,6 +25,7 @@ import sys
 from launch.commands import bench as bench_cmd
 from launch.commands import codec as codec_cmds
 from launch.commands import data as data_cmds
+from launch.commands import decoder as decoder_cmds
 from launch.commands import eval as eval_cmds
 from launch.commands import generate as generate_cmds
 from launch.commands import lm as lm_cmds
@@ -34,6 +36,7 @@ from launch.demo import command as demo_cmd
 GROUPS = {
     "data": (data_cmds, "build corpora, shard audio, train text models"),
     "codec": (codec_cmds, "train, export and run codecs: fit, export, tokenize, encode, decode"),
+    "decoder": (decoder_cmds, "train and export second decoders of a frozen codec's tokens: fit, export"),
     "semantic": (semantic_cmds, "learn semantic units (k-means over frame features)"),
     "lm": (lm_cmds, "train audio language models: fit"),
     "generate": (generate_cmds, "generate audio with trained models: clone, continue, music"),
@@ -43,7 +46,7 @@ GROUPS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,semantic,lm,generate,eval,quickstart,bench,demo}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,decoder,semantic,lm,generate,eval,quickstart,bench,demo}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
@@ -68,7 +71,8 @@ def _setup_logging() -> None:
 
 
 # Training commands hand their arguments to LightningCLI untouched.
-FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit", ("lm", "fit"): "launch.commands.lm_fit"}
+FIT_COMMANDS = {("codec", "fit"): "launch.commands.codec_fit", ("decoder", "fit"): "launch.commands.decoder_fit",
+                ("lm", "fit"): "launch.commands.lm_fit"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,20 +73,52 @@ class FourierConfig:
         return n_fft
 
 
-class ConvNeXtBlock(nn.Module):
-    """``x + scale * mlp(norm(dwconv(x)))`` on ``[B, C, T]`` (channels first), length kept."""
+class AdaLayerNorm(nn.Module):
+    """LayerNorm over the last dim whose scale and shift are looked up per condition (an index
+    ``[B]``): one network serves several settings (e.g. how many codebooks it decodes). Scales
+    start at 1 and shifts at 0, as a plain LayerNorm's affine parameters do."""
 
-    def __init__(self, width: int, mlp_ratio: int, kernel_size: int, layer_scale: float) -> None:
+    def __init__(self, conditions: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.scale = nn.Embedding(conditions, width)
+        self.shift = nn.Embedding(conditions, width)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # x [B, T, C], c [B]
+        h = F.layer_norm(x, (self.width,))
+        return h * self.scale(c)[:, None] + self.shift(c)[:, None]
+
+
+def norm(layer: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """``layer(x)`` for a LayerNorm, ``layer(x, c)`` for an :class:`AdaLayerNorm`."""
+    if isinstance(layer, AdaLayerNorm):
+        if c is None:
+            raise ValueError("this network is conditioned: pass the condition index c [B]")
+        return layer(x, c)
+    return layer(x)
+
+
+def layer_norm(width: int, conditions: int) -> nn.Module:
+    return AdaLayerNorm(conditions, width) if conditions else nn.LayerNorm(width)
+
+
+class ConvNeXtBlock(nn.Module):
+    """``x + scale * mlp(norm(dwconv(x)))`` on ``[B, C, T]`` (channels first), length kept.
+    ``conditions > 0``: the norm is an :class:`AdaLayerNorm` over that many condition indices."""
+
+    def __init__(self, width: int, mlp_ratio: int, kernel_size: int, layer_scale: float, conditions: int = 0) -> None:
         super().__init__()
         self.dwconv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
-        self.norm = nn.LayerNorm(width)
+        self.norm = layer_norm(width, conditions)
         self.up = nn.Linear(width, width * mlp_ratio)
         self.down = nn.Linear(width * mlp_ratio, width)
         self.scale = nn.Parameter(torch.full((width,), layer_scale))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = rearrange(self.dwconv(x), "b c t -> b t c")
-        h = self.down(F.gelu(self.up(self.norm(h))))  # [B, T, C]
+        h = self.down(F.gelu(self.up(norm(self.norm, h, c))))  # [B, T, C]
         return x + rearrange(self.scale * h, "b t c -> b c t")
 
 
@@ -126,27 +158,31 @@ class ISTFTHead(nn.Module):
             return wav[:, keep] / envelope[keep].clamp_min(1e-8)
 
 
-def mix(h: torch.Tensor, norm_in: nn.LayerNorm, blocks: nn.ModuleList, norm_out: nn.LayerNorm) -> torch.Tensor:
-    """``[B, W, N] -> [B, W, N]``: LayerNorm over channels, the ConvNeXt blocks, LayerNorm again."""
-    h = rearrange(norm_in(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+def mix(h: torch.Tensor, norm_in: nn.Module, blocks: nn.ModuleList, norm_out: nn.Module,
+        c: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, W, N] -> [B, W, N]``: LayerNorm over channels, the ConvNeXt blocks, LayerNorm again
+    (each norm conditioned on ``c`` where it is an :class:`AdaLayerNorm`)."""
+    h = rearrange(norm(norm_in, rearrange(h, "b c t -> b t c"), c), "b t c -> b c t")
     for block in blocks:
-        h = block(h)
-    return rearrange(norm_out(rearrange(h, "b c t -> b t c")), "b t c -> b c t")
+        h = block(h, c)
+    return rearrange(norm(norm_out, rearrange(h, "b c t -> b t c"), c), "b t c -> b c t")
 
 
 class FourierDecoder(nn.Module):
-    """Latent ``[B, D, T']`` -> audio ``[B, C, T' * hop]`` (see the module doc)."""
+    """Latent ``[B, D, T']`` -> audio ``[B, C, T' * hop]`` (see the module doc). With
+    ``conditions > 0`` every norm is an :class:`AdaLayerNorm` and ``forward`` takes the condition
+    index ``c`` ``[B]`` (a second decoder's number of codebooks, :mod:`codec.decoder`)."""
 
-    def __init__(self, cfg: FourierConfig, dimension: int, channels: int, hop: int) -> None:
+    def __init__(self, cfg: FourierConfig, dimension: int, channels: int, hop: int, conditions: int = 0) -> None:
         super().__init__()
         self.cfg, self.dimension, self.channels, self.hop = cfg, dimension, channels, hop
         stft_hop, n_fft = cfg.stft_hop(hop), cfg.fft_size(hop)
         self.bins = n_fft // 2 + 1
         self.embed = nn.Conv1d(dimension, cfg.width, cfg.kernel_size, padding=cfg.kernel_size // 2)
-        self.norm_in = nn.LayerNorm(cfg.width)
-        self.blocks = nn.ModuleList(
-            [ConvNeXtBlock(cfg.width, cfg.mlp_ratio, cfg.kernel_size, 1.0 / cfg.layers) for _ in range(cfg.layers)])
-        self.norm_out = nn.LayerNorm(cfg.width)
+        self.norm_in = layer_norm(cfg.width, conditions)
+        self.blocks = nn.ModuleList([ConvNeXtBlock(cfg.width, cfg.mlp_ratio, cfg.kernel_size, 1.0 / cfg.layers, conditions)
+                                     for _ in range(cfg.layers)])
+        self.norm_out = layer_norm(cfg.width, conditions)
         u = cfg.upsample
         self.up = nn.ConvTranspose1d(cfg.width, cfg.width, 2 * u, stride=u, padding=u // 2) if u > 1 else None
         self.proj = nn.Linear(cfg.width, channels * 2 * self.bins)
@@ -156,12 +192,12 @@ class FourierDecoder(nn.Module):
     def hop_length(self) -> int:
         return self.hop
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 3 or z.shape[1] != self.dimension:
             raise ValueError(f"FourierDecoder expects [B, {self.dimension}, T], got {tuple(z.shape)}")
         b, _, t = z.shape
         h = self.embed(z)
-        h = mix(h, self.norm_in, self.blocks, self.norm_out)
+        h = mix(h, self.norm_in, self.blocks, self.norm_out, c)
         if self.up is not None:
             h = self.up(h)[..., : t * self.cfg.upsample]  # [B, width, T' * upsample]
         out = self.proj(rearrange(h, "b c n -> b n c"))  # [B, N, C * 2F]

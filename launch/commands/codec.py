@@ -50,8 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--bandwidth", type=float, default=None, metavar="KBPS",
                    help="decode at this bitrate: the most codebooks (of those in the file) that fit it")
     p.add_argument("--force", action="store_true", help="decode codes written by another codec (codec_id differs)")
+    decoder_arg(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=cmd_decode)
+
+
+def decoder_arg(p: argparse.ArgumentParser) -> None:
+    """``--decoder DIR``: decode the codec's tokens with a second decoder (``codeclm decoder fit``)."""
+    p.add_argument("--decoder", default=None, metavar="DIR",
+                   help="decode with this second decoder trained on the codec's tokens (an export of "
+                        "`codeclm decoder export`, or a `decoder fit` checkpoint) instead of the codec's own")
 
 
 def _codec_arg(p: argparse.ArgumentParser) -> None:
@@ -129,7 +137,7 @@ def cmd_decode(a: argparse.Namespace) -> None:
     from codec.load import load_tokenizer, use_codebooks
 
     codes, num_samples, codes_id = _read_codes(Path(a.input))
-    tokenizer = load_tokenizer(a.codec, device=_device(a.device))
+    tokenizer = load_tokenizer(a.codec, device=_device(a.device), decoder=a.decoder)
     if codes.shape[0] > tokenizer.num_codebooks:
         raise ValueError(f"{a.input} holds {codes.shape[0]} codebooks but {a.codec} has {tokenizer.num_codebooks}: "
                          "decode with the codec that encoded them")
