@@ -17,6 +17,7 @@ EXPECTED = {
     "codec": {"params", "train_step", "encode_6kbps", "decode_6kbps"},
     "lm": {"params", "train_step", "train_tflops"},
     "decode": {"decode_b1", "decode_b16", "decode_b64"},  # graph_bB rows only on CUDA
+    "decoder": {"decode_tiny"},
 }
 
 

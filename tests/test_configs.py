@@ -21,7 +21,7 @@ TRAINING = {"codec": (CodecModule, AudioDataModule), "lm": (LMModule, TokenDataM
 def test_configs_exist_and_are_all_covered():
     assert ALL, "configs/ has no YAML"
     for path in ALL:
-        assert path.parent.name in {"codec", "data", "lm", "trainer"}, f"{path} is in a folder no test covers"
+        assert path.parent.name in {"codec", "data", "decoder", "lm", "trainer"}, f"{path} is in a folder no test covers"
 
 
 @pytest.mark.parametrize("path", [p for p in ALL if p.parent.name == "trainer"], ids=lambda p: p.stem)
@@ -62,6 +62,31 @@ def test_training_config_parses_and_instantiates(path, tmp_path):
         assert cli.model.codec.sample_rate == cli.datamodule.cfg.sample_rate
     else:
         assert sum(p.numel() for p in cli.model.parameters()) > 0 and callable(cli.model.model.loss)
+
+
+# the codec config whose tokens each decoder config reads
+DECODER_CODECS = {"vocos-tiny": "tiny", "vocos-base": "speech16k-6kbps"}
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.parent.name == "decoder"], ids=lambda p: p.stem)
+def test_decoder_config_instantiates_on_its_codec(path, tmp_path):
+    """A decoder config builds on a (random-init) export of the codec config it is written for."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from codec.codec import CodecConfig, build_codec
+    from codec.decoder.lightning_module import DecoderModule
+    from codec.export import export_codec
+
+    codec_yaml = ROOT / "configs" / "codec" / f"{DECODER_CODECS[path.stem]}.yaml"
+    codec = build_codec(CodecConfig(**yaml.safe_load(codec_yaml.read_text())["model"]["codec"]))
+    export = export_codec(codec, tmp_path / "codec")
+    cli = LightningCLI(DecoderModule, AudioDataModule, run=False, args=[
+        "--config", str(path), "--model.codec", str(export), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+        "--trainer.precision", "32-true", "--trainer.default_root_dir", str(tmp_path),
+        "--data.shards", str(tmp_path / "shards"),
+    ], save_config_kwargs={"overwrite": True})
+    assert cli.model.shape.num_codebooks == codec.num_codebooks
+    assert cli.model.sample_rate == cli.datamodule.cfg.sample_rate == codec.sample_rate
 
 
 def test_unknown_config_key_is_one_clear_error(tmp_path, capsys):

@@ -138,12 +138,14 @@ def _families(tokenizer: AudioTokenizer, name: str, bandwidths: tuple[float, ...
 def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[Clip], cfg: CodecEvalConfig,
                    encodec: AudioTokenizer | None = None, encodec_note: str = "",
                    skipped: dict[str, int] | None = None, asr: Recognizer | None = None,
-                   asr_note: str = "no recognizer given") -> CodecEvalResult:
+                   asr_note: str = "no recognizer given", decoders: dict[str, AudioTokenizer] | None = None) -> CodecEvalResult:
     """Measure ``tokenizer`` (and the baselines) on up to ``cfg.max_clips`` of ``clips``.
 
     ``encodec``: a loaded EnCodec tokenizer for the baseline rows, or None (``encodec_note`` says why).
     ``asr``: the recognizer of the WER column (mono float32 at 16 kHz -> text), or None
-    (``asr_note`` says why).
+    (``asr_note`` says why). ``decoders``: ``{name: tokenizer}`` whose ``decode`` is a second
+    decoder of the same codec (:class:`codec.decoder.tokenizer.DecodedWith`): rows ``ours+NAME``
+    decode the codes of the ``ours`` rows.
     """
     from tqdm import tqdm
 
@@ -155,6 +157,10 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
     original = Row(ORIGINAL, 16 * sr / 1000, 16 * sr / 1000)  # 16-bit PCM at the evaluation rate
     for k, target in ours_t.items():
         rows[("ours", k)] = Row("ours", target, round(ours.kbps[k], 4))
+    second = {f"ours+{name}": TokenizerFamily(f"ours+{name}", tok, ours.ks) for name, tok in (decoders or {}).items()}
+    for system, fam in second.items():
+        for k, target in ours_t.items():
+            rows[(system, k)] = Row(system, target, round(ours.kbps[k], 4))
     tools: dict[str, str] = {}
     tool_codecs: dict[tuple[str, float], object] = {}
     opus_tool, opus_note = find_opus() if cfg.opus else (None, "disabled (--no-opus)")
@@ -204,6 +210,8 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
         codes, decoded = ours.process(ref, sr)
         codes_seen.append(codes)
         outputs.update({("ours", k): w for k, w in decoded.items()})
+        for system, fam in second.items():  # sr is the codec's rate
+            outputs.update({(system, k): w for k, w in fam.decode(codes, ref.size, sr).items()})
         if enc is not None:
             outputs.update({("encodec24k", k): w for k, w in enc.process(ref, sr)[1].items()})
         for key, tool in tool_codecs.items():
@@ -230,7 +238,8 @@ def evaluate_codec(tokenizer: AudioTokenizer, codec_name: str, clips: Iterable[C
     if not clip_keys:
         raise ValueError(f"no usable clips (skipped: {skipped or 'none read'}): give audio of at least "
                          f"{MIN_CLIP_SECONDS} s")
-    ordered = sorted(rows.values(), key=lambda r: (r.target_kbps, ["ours", "opus", "codec2", "encodec24k"].index(r.system)))
+    order = ["ours", *second, "opus", "codec2", "encodec24k"]
+    ordered = sorted(rows.values(), key=lambda r: (r.target_kbps, order.index(r.system)))
     unavailable = dict(metrics.unavailable)
     if not intel.on:
         unavailable["wer"] = intel.note

@@ -63,12 +63,20 @@ class TokenizerFamily:
         x = torch.from_numpy(_resample_np(wav, sr, tok.sample_rate))[None]  # [1, T]
         n = x.shape[-1]
         x = to_channels(x, tok.channels)[None].to(_device(tok))  # [1, C, T]
-        codes = tok.encode(x, max(self.ks))  # [1, K, T']
+        codes = tok.encode(x, max(self.ks))[0].cpu().numpy()  # [K, T']
+        return codes, self.decode(codes, n, sr)
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray, n: int, sr: int) -> dict[int, np.ndarray]:
+        """``{k: decoded [T] at sr}`` of codes ``[K, T']`` (``n`` samples at the tokenizer's rate): a
+        second decoder's rows read the very tokens of the codec's own rows."""
+        tok = self.tokenizer
+        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None].to(_device(tok))
         outputs = {}
         for k in self.ks:
-            out = tok.decode(codes[:, :k])[0].float().mean(dim=0)[:n].cpu().numpy()  # [T]
+            out = tok.decode(c[:, :k])[0].float().mean(dim=0)[:n].cpu().numpy()  # [T]
             outputs[k] = _resample_np(out, tok.sample_rate, sr)
-        return codes[0].cpu().numpy(), outputs
+        return outputs
 
 
 def find_encodec_weights() -> Path | None:

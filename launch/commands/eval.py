@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("codec", help="codec quality beside Opus, Codec2 and EnCodec: table, JSON, HTML report")
     p.add_argument("--codec", required=True, metavar="SPEC",
                    help="export directory, training checkpoint (.ckpt), or encodec24k[:WEIGHTS]")
+    p.add_argument("--decoder", action="append", default=[], metavar="[NAME=]DIR",
+                   help="also decode the same tokens with this second decoder (`codeclm decoder export`); rows "
+                        "ours+NAME (default NAME: the folder's name); repeatable")
     p.add_argument("--audio", required=True, help="a folder of audio files, a shard directory or a shard spec")
     p.add_argument("--bandwidths", type=_floats, default=(1.5, 3.0, 6.0, 12.0), metavar="KBPS,...",
                    help="target bitrates (default 1.5,3,6,12); the codec runs at the most codebooks that fit each")
@@ -99,8 +102,15 @@ def cmd_codec(a: argparse.Namespace) -> int:
     encodec, note = _encodec_baseline(a.encodec, a.codec, device)
     asr, asr_note = load_transcriber(a.asr)
     skips = SkipCounter()
+    decoders = {}
+    for item in a.decoder:
+        name, sep, path = item.partition("=")
+        name, path = (name, path) if sep else (Path(item.rstrip("/")).name or "decoder", item)
+        if name in decoders:
+            raise ValueError(f"--decoder {item}: the name {name!r} is given twice; write NAME=DIR")
+        decoders[name] = load_tokenizer(a.codec, device=device, decoder=path)
     result = evaluate_codec(tokenizer, a.codec, iter_clips(a.audio, skips), cfg, encodec, note, asr=asr,
-                            asr_note=asr_note)
+                            asr_note=asr_note, decoders=decoders)
     result.skipped.update(skips.as_dict())
     print(text_report(result))
     out = Path(a.out)

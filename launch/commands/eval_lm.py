@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from launch.commands.codec import decoder_arg
 from launch.commands.asr_option import add_asr_argument
 from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args
 
@@ -33,6 +34,7 @@ def _metrics(text: str) -> tuple[str, ...]:
 def _common(p: argparse.ArgumentParser, out: str, items: str, codec: bool = True) -> None:
     if codec:
         p.add_argument("--codec", required=True, metavar="SPEC", help="the codec the LM was trained on")
+        decoder_arg(p)
     p.add_argument("--prompts", required=True, help="audio shards (or a folder) with speaker ids and texts")
     p.add_argument(f"--max-{items}", dest="max_items", type=int, default=20, help=f"{items} evaluated (default 20)")
     p.add_argument("--max-utterances", type=int, default=2000, help="utterances read from --prompts (default 2000)")
@@ -100,7 +102,7 @@ def cmd_tts(a: argparse.Namespace) -> int:
     from data.audio import resample
     from launch.commands.generate_clone import clone_speech, length_config, load_clone_models, text_ids
 
-    models = load_clone_models(a.codec, a.valle_ar, a.valle_nar, a.text_model, a.voice, a.device)
+    models = load_clone_models(a.codec, a.valle_ar, a.valle_nar, a.text_model, a.voice, a.device, decoder=a.decoder)
     pairs = clone_pairs(_clips(a), a.max_items, a.prompt_seconds)
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     sr_codec = int(models.codec.sample_rate)
@@ -138,7 +140,7 @@ def cmd_continue(a: argparse.Namespace) -> int:
     if a.seconds is not None and a.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {a.seconds}")
     models = load_continue_models(a.codec, a.coarse, a.fine, a.semantic, a.semantic_model, a.coarse_config,
-                                  a.fine_config, a.semantic_config, a.device)
+                                  a.fine_config, a.semantic_config, a.device, decoder=a.decoder)
     items = continuation_items(_clips(a), a.max_items, a.prompt_seconds)
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     sr_codec = int(models.tokenizer.sample_rate)

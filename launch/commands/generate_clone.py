@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from launch.commands.codec import decoder_arg
 from launch.run_layout import DEFAULT_RUN, RunLayout, add_models_option, resolve_clone
 
 DEFAULT_TEXT_MODEL = str(RunLayout(DEFAULT_RUN).phonemes)
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", metavar="SPEC",
                    help="the codec the LM was trained on: export directory, .ckpt, or encodec24k / encodec48k "
                         "(default: the --models folder's)")
+    decoder_arg(p)
     p.add_argument("--ar", help="AR stage checkpoint (.ckpt from `codeclm lm fit`; default: the --models folder's)")
     p.add_argument("--nar", help="NAR stage checkpoint (.ckpt from `codeclm lm fit`; default: the --models folder's)")
     p.add_argument("--prompt", required=True, help="a few seconds of the voice to clone (wav, flac, ogg)")
@@ -176,7 +178,7 @@ class CloneResult:
 
 
 def load_clone_models(codec: str, ar: str, nar: str, text_model: str = DEFAULT_TEXT_MODEL, voice: str = "en-us",
-                      device: str | None = None) -> CloneModels:
+                      device: str | None = None, decoder: str | None = None) -> CloneModels:
     """Load and cross-check the AR and NAR stages, the codec and the text model."""
     import torch
 
@@ -190,7 +192,7 @@ def load_clone_models(codec: str, ar: str, nar: str, text_model: str = DEFAULT_T
     if not isinstance(ar_model, ValleAR) or not isinstance(nar_model, ValleNAR):
         raise ValueError(f"--ar must be an AR checkpoint and --nar a NAR one; got {type(ar_model).__name__} "
                          f"({ar}) and {type(nar_model).__name__} ({nar})")
-    tokenizer = load_tokenizer(codec, device=device)
+    tokenizer = load_tokenizer(codec, device=device, decoder=decoder)
     k = nar_model.cfg.num_codebooks
     if tokenizer.cardinality != ar_model.cfg.cardinality or tokenizer.num_codebooks < k:
         raise ValueError(f"{codec} has {tokenizer.num_codebooks} codebooks of {tokenizer.cardinality} codes, the LM "
@@ -326,7 +328,7 @@ def run(a: argparse.Namespace) -> int:
 
     resolve_clone(a)
     audio = read_audio(a.prompt)  # a bad prompt file is one message, before any model loads
-    models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
+    models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device, decoder=a.decoder)
     text_ids(models, a.text)  # the vocabulary is checked before any work
     sampling = SamplingConfig(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     lengths = length_config(a)

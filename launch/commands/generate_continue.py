@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import torch
 
+from launch.commands.codec import decoder_arg
 from launch.run_layout import add_models_option, resolve_continue
 
 
@@ -59,6 +60,7 @@ def stage_args(p: argparse.ArgumentParser) -> None:
     """The stage-stack options, shared by ``generate continue`` and ``eval continue``."""
     p.add_argument("--stack", default=None, metavar="YAML", help="the stage stack in one file (see the module doc)")
     p.add_argument("--codec", help="codec spec: export dir, .ckpt, or encodec24k")
+    decoder_arg(p)
     stage_checkpoint_args(p)
 
 
@@ -153,14 +155,14 @@ class ContinueModels:
 def load_continue_models(codec: str, coarse: str, fine: str, semantic: str | None = None,
                          semantic_model: str | None = None, coarse_config: str | None = None,
                          fine_config: str | None = None, semantic_config: str | None = None,
-                         device: str | None = None) -> ContinueModels:
+                         device: str | None = None, decoder: str | None = None) -> ContinueModels:
     """Load the codec and the stages of ``codeclm generate continue``."""
     from codec.load import load_tokenizer
 
     if bool(semantic) != bool(semantic_model):
         raise ValueError("--semantic and --semantic-model go together: give both or neither")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    tokenizer = load_tokenizer(codec, device=dev)
+    tokenizer = load_tokenizer(codec, device=dev, decoder=decoder)
     coarse_lm = load_stage(coarse, coarse_config, dev)
     fine_lm = load_stage(fine, fine_config, dev)
     semantic_lm = unit_model = None
@@ -220,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     wav_np, sr = read_audio(args.prompt)  # a bad prompt file is one message, before any model loads
     models = load_continue_models(args.codec, args.coarse, args.fine, args.semantic, args.semantic_model,
-                                  args.coarse_config, args.fine_config, args.semantic_config, args.device)
+                                  args.coarse_config, args.fine_config, args.semantic_config, args.device,
+                                  decoder=args.decoder)
     result, prompt_frames, frames = continue_speech(models, torch.from_numpy(wav_np), sr, args.seconds, sampling)
     tokenizer = models.tokenizer
     out_path = Path(args.out)

@@ -16,6 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from launch.commands.codec import decoder_arg
+
 log = logging.getLogger("codeclm.generate")
 
 
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Generate music from text with a MusicGen-style LM and decode it with its codec.")
     p.add_argument("--codec", required=True, metavar="SPEC",
                    help="the codec the LM was trained on: export dir, codec .ckpt, or encodec24k/encodec48k")
+    decoder_arg(p)
     p.add_argument("--lm", required=True, metavar="CKPT", help="LM checkpoint (.ckpt from `codeclm lm fit`)")
     p.add_argument("--lm-config", default=None, metavar="YAML",
                    help="the run's config.yaml (default: found upward from the checkpoint)")
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{model.cfg.text_vocab}: pass the sentencepiece model the LM was trained with")
     ids = pieces(args.text)[: model.cfg.max_text_len]
 
-    tokenizer = load_tokenizer(args.codec, device=device)
+    tokenizer = load_tokenizer(args.codec, device=device, decoder=args.decoder)
     if tokenizer.cardinality != model.cfg.cardinality or tokenizer.num_codebooks < model.cfg.num_codebooks:
         raise ValueError(f"codec {args.codec} ({tokenizer.num_codebooks} codebooks x {tokenizer.cardinality}) "
                          f"does not fit the LM ({model.cfg.num_codebooks} x {model.cfg.cardinality}): "

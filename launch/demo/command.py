@@ -17,6 +17,7 @@ import argparse
 import ipaddress
 import sys
 
+from launch.commands.codec import decoder_arg
 from launch.commands.generate_clone import length_args, length_config
 from launch.commands.generate_continue import stage_checkpoint_args
 from launch.run_layout import add_models_option, resolve_demo
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", metavar="SPEC",
                    help="the codec the LMs were trained on: export directory, .ckpt, or encodec24k / encodec48k "
                         "(default: the --models folder's)")
+    decoder_arg(p)
     g = p.add_argument_group("voice cloning (as `codeclm generate clone`)")
     g.add_argument("--ar", help="VALL-E AR stage checkpoint (.ckpt from `codeclm lm fit`)")
     g.add_argument("--nar", help="VALL-E NAR stage checkpoint")
@@ -113,12 +115,13 @@ def build_engine(a: argparse.Namespace):
     if a.ar:
         from launch.commands.generate_clone import load_clone_models
 
-        clone_models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device)
+        clone_models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device, decoder=a.decoder)
     if a.coarse:
         from launch.commands.generate_continue import load_continue_models
 
         continue_models = load_continue_models(a.codec, a.coarse, a.fine, a.semantic, a.semantic_model,
-                                               a.coarse_config, a.fine_config, a.semantic_config, a.device)
+                                               a.coarse_config, a.fine_config, a.semantic_config, a.device,
+                                               decoder=a.decoder)
     return DemoEngine(clone_models, continue_models, limits, defaults,
                       clone_missing="this server was started without --ar and --nar (VALL-E checkpoints)",
                       continue_missing="this server was started without --coarse and --fine (AudioLM checkpoints)")
