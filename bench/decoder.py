@@ -45,11 +45,13 @@ from codec.codec import CodecConfig, build_codec  # noqa: E402
 from codec.decoder.model import CodecShape, DecoderConfig, TokenDecoder  # noqa: E402
 
 PAIRS = {"speech16k": ("configs/codec/speech16k-6kbps.yaml", "configs/decoder/vocos-base.yaml"),
+         "speech16k-flow": ("configs/codec/speech16k-6kbps.yaml", "configs/decoder/flow-base.yaml"),
+         "tiny-flow": ("configs/codec/tiny.yaml", "configs/decoder/flow-tiny.yaml"),
          "tiny": ("configs/codec/tiny.yaml", "configs/decoder/vocos-tiny.yaml")}
 PRESETS = {  # batch, seconds, warm-up calls, timed calls
     "smoke": dict(batch=1, seconds=0.5, warmup=1, repeats=2, pairs=("tiny",)),
-    "cpu": dict(batch=1, seconds=4.0, warmup=2, repeats=5, pairs=("speech16k", "tiny")),
-    "gpu": dict(batch=16, seconds=10.0, warmup=3, repeats=10, pairs=("speech16k", "tiny")),
+    "cpu": dict(batch=1, seconds=4.0, warmup=2, repeats=5, pairs=("speech16k", "tiny", "speech16k-flow", "tiny-flow")),
+    "gpu": dict(batch=16, seconds=10.0, warmup=3, repeats=10, pairs=("speech16k", "tiny", "speech16k-flow", "tiny-flow")),
 }
 
 
@@ -65,6 +67,21 @@ def models_of(pair: str, smoke: bool):
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def speed_rows(figure: str, codec, decoder: TokenDecoder, wav: torch.Tensor, preset: dict, device,
+               config: dict) -> list[dict]:
+    """One row; a flow decoder gets one at its configured steps and one at a single step."""
+    if decoder.cfg.head != "flow":
+        return [speed_row(figure, codec, decoder, wav, preset, device, config)]
+    steps = decoder.cfg.flow.steps
+    rows = [speed_row(f"{figure}_{steps}steps", codec, decoder, wav, preset, device, {**config, "steps": steps})]
+    decoder.cfg.flow.steps = 1
+    try:
+        rows.append(speed_row(f"{figure}_1step", codec, decoder, wav, preset, device, {**config, "steps": 1}))
+    finally:
+        decoder.cfg.flow.steps = steps
+    return rows
 
 
 def speed_row(figure: str, codec, decoder: TokenDecoder, wav: torch.Tensor, preset: dict, device, config: dict) -> dict:
@@ -120,7 +137,7 @@ def quality_rows(a, device, preset: dict) -> list[dict]:
     rows = [{"bench": "decoder", "figure": f"mel_k{k}", "ours": o / n, "reference": r / n, "ratio": o / r,
              "unit": "mel distance (lower is better)", "device": describe_device(device), "config": cfg}
             for k, (o, r) in totals.items()]
-    rows.append(speed_row("decode_trained", codec, decoder, longest, preset, device, cfg))
+    rows.extend(speed_rows("decode_trained", codec, decoder, longest, preset, device, cfg))
     return rows
 
 
@@ -133,8 +150,8 @@ def run(a, device, preset_name: str) -> list[dict]:
         codec, decoder = models_of(pair, preset_name == "smoke")
         codec.to(device), decoder.to(device)
         wav = test_signal(preset["batch"], preset["seconds"], codec.sample_rate, device)
-        rows.append(speed_row(f"decode_{pair}", codec, decoder, wav, preset, device,
-                              {"codec": PAIRS[pair][0], "decoder": PAIRS[pair][1], "weights": "random init"}))
+        rows.extend(speed_rows(f"decode_{pair}", codec, decoder, wav, preset, device,
+                               {"codec": PAIRS[pair][0], "decoder": PAIRS[pair][1], "weights": "random init"}))
     return rows
 
 

@@ -45,10 +45,12 @@ log = logging.getLogger("codeclm.codec")
 class Generated:
     """What a generator made of a batch: ``audio`` ``[B, C, T]`` (the input's length); the
     quantizer's result when the generator quantizes (its losses train it, its codes are watched);
-    ``logs``: scalars to log with the batch."""
+    ``losses``: weighted losses of the generator's own, added to the total as they are (outside
+    the balancer) and logged as ``train/NAME``; ``logs``: scalars to log with the batch."""
 
     audio: torch.Tensor
     quantizer: QuantizerResult | None = None
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -132,6 +134,7 @@ class GANModule(L.LightningModule):
         out = self.generate(real)
         fake, q = out.audio, out.quantizer
         commit = self.loss_cfg.commitment * q.loss if q is not None else 0.0
+        commit = commit + sum(out.losses.values())
         adversarial = self.adversarial_active
         logs: dict[str, torch.Tensor] = {}
         ok_d = True
@@ -164,7 +167,8 @@ class GANModule(L.LightningModule):
             total = sum(weights[k] * v for k, v in losses.items()) + commit
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(total)
-        ok_g = self.nonfinite.finite(self, torch.stack([total.detach(), *(v.detach() for v in losses.values())]),
+        ok_g = self.nonfinite.finite(self, torch.stack([total.detach(), *(v.detach() for v in losses.values()),
+                                                        *(v.detach() for v in out.losses.values())]),
                                      self.generator.parameters())
         if ok_g:
             self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg.grad_clip, gradient_clip_algorithm="norm")
@@ -186,6 +190,7 @@ class GANModule(L.LightningModule):
         self.nonfinite.record(self, ok_g and ok_d, f"{'generator' if not ok_g else 'discriminator'} loss or gradients")
 
         logs.update({f"train/{k}": v.detach() for k, v in losses.items() if k != "mel"})
+        logs.update({f"train/{k}": v.detach() for k, v in out.losses.items()})
         logs.update(out.logs)
         if q is not None:
             logs["train/commit"] = q.commit_loss.detach()

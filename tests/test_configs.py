@@ -65,7 +65,8 @@ def test_training_config_parses_and_instantiates(path, tmp_path):
 
 
 # the codec config whose tokens each decoder config reads
-DECODER_CODECS = {"vocos-tiny": "tiny", "vocos-base": "speech16k-6kbps"}
+DECODER_CODECS = {"vocos-tiny": "tiny", "vocos-base": "speech16k-6kbps", "flow-tiny": "tiny",
+                  "flow-base": "speech16k-6kbps"}
 
 
 @pytest.mark.parametrize("path", [p for p in ALL if p.parent.name == "decoder"], ids=lambda p: p.stem)

@@ -34,6 +34,11 @@ class DecoderModule(GANModule):
         decoder: the decoder's architecture (:class:`DecoderConfig`).
         init_from_codec: start from the codec's own decoder (a ``fourier`` decoder of the same shape:
             :meth:`TokenDecoder.init_from`), so that training begins where the codec's decoder is.
+        flow_weight: weight of the flow-matching loss (``flow`` head).
+        gan_steps: Euler steps of the ``flow`` head's sampler, unrolled, that the discriminators
+            judge once they start (``losses.discriminator_warmup``): GAN fine-tuning of the few-step
+            sampler. Before, a ``flow`` decoder learns by flow matching alone (plus the mel and L1
+            losses of its clean-signal prediction, at ``losses.mel`` and ``losses.l1``).
         The rest as :class:`codec.lightning_module.CodecModule` takes them.
     """
 
@@ -43,7 +48,8 @@ class DecoderModule(GANModule):
                  discriminator_sizes: DiscriminatorsConfig | None = None, tiny_discriminators: bool = False,
                  losses: CodecLossConfig | None = None, optim: OptimConfig | None = None,
                  validation: ValidationConfig | None = None, max_nonfinite_steps: int = 5,
-                 health: HealthConfig | None = None, init_from_codec: bool = False) -> None:
+                 health: HealthConfig | None = None, init_from_codec: bool = False, flow_weight: float = 1.0,
+                 gan_steps: int = 2) -> None:
         super().__init__()
         from codec.load import load_tokenizer
 
@@ -53,6 +59,7 @@ class DecoderModule(GANModule):
         object.__setattr__(self, "tokens", tokens)  # frozen, outside the module's parameters and state
         self.codec_id = tokens.codec_id
         self.decoder = TokenDecoder(decoder or DecoderConfig(), self.shape)
+        self.flow_weight, self.gan_steps = flow_weight, gan_steps
         if init_from_codec:
             own = getattr(getattr(tokens, "codec", tokens), "decoder", None)
             self.decoder.init_from(own)
@@ -79,8 +86,18 @@ class DecoderModule(GANModule):
     def generate(self, real: torch.Tensor) -> Generated:
         codes = self._codes(real)
         k = int(torch.randint(1, self.shape.num_codebooks + 1, ()).item())
-        fake = parallel(self, "decoder")(self._latent(codes, k), k)[..., : real.shape[-1]]
-        return Generated(fake, logs={"train/k": torch.tensor(float(k))})
+        logs = {"train/k": torch.tensor(float(k))}
+        latent = self._latent(codes, k)
+        if self.decoder.cfg.head != "flow":
+            fake = parallel(self, "decoder")(latent, k)[..., : real.shape[-1]]
+            return Generated(fake, logs=logs)
+        flow = self.decoder.net
+        flow.observe(real)  # the per-band scale follows the training audio
+        steps = self.gan_steps if self.adversarial_active else 0
+        noise = torch.randn(latent.shape[0], flow.channels * 2 * flow.bins, latent.shape[-1], device=latent.device)
+        loss, clean, fake = parallel(self, "decoder")(latent, k, wav=real, sample_steps=steps, noise=noise)
+        out = clean if fake is None else fake  # the sampler's audio once the discriminators judge it
+        return Generated(out[..., : real.shape[-1]], losses={"flow": self.flow_weight * loss}, logs=logs)
 
     def reconstruct(self, real: torch.Tensor, k: int) -> torch.Tensor:
         return self.decoder(self._latent(self._codes(real), k), k)[..., : real.shape[-1]]

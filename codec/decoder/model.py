@@ -2,11 +2,12 @@
 
 :class:`TokenDecoder` reads the latent ``[B, D, T']`` the codec's quantizer gives for the first
 ``k`` codebooks (``Codec.dequantize`` / ``EncodecTokenizer.dequantize``) and ``k`` itself, and
-returns ``[B, C, T' * hop]``. It is a :class:`~codec.model.fourier.FourierDecoder` (a 1-D conv,
-ConvNeXt blocks at the frame rate, a linear head to log-magnitudes and phases, an exact inverse
-STFT) whose every LayerNorm takes its scale and shift from an embedding of ``k``
-(:class:`~codec.model.fourier.AdaLayerNorm`): the latent of one codebook is far coarser than that
-of eight, and the network is told which it reads.
+returns ``[B, C, T' * hop]``. Its ``istft`` head is a :class:`~codec.model.fourier.FourierDecoder`
+(a 1-D conv, ConvNeXt blocks at the frame rate, a linear head to log-magnitudes and phases, an
+exact inverse STFT); its ``flow`` head the same backbone drawing the STFT from noise in a few
+steps (:class:`~codec.decoder.flow.FlowDecoder`). In both every LayerNorm takes its scale and
+shift from an embedding of ``k`` (:class:`~codec.model.fourier.AdaLayerNorm`): the latent of one
+codebook is far coarser than that of eight, and the network is told which it reads.
 """
 
 from __future__ import annotations
@@ -17,23 +18,28 @@ from typing import Any
 import torch
 from torch import nn
 
+from codec.decoder.flow import FlowConfig, FlowDecoder
 from codec.model.fourier import FourierConfig, FourierDecoder
 
-HEADS = ("istft",)
+HEADS = ("istft", "flow")
 
 
 @dataclass
 class DecoderConfig:
-    """head: ``istft`` (one GAN-trained step, magnitude and phase per STFT bin). fourier: the
-    ConvNeXt stack and STFT of the head (:class:`~codec.model.fourier.FourierConfig`; its
-    encoder fields are unused)."""
+    """head: ``istft`` (one GAN-trained step, magnitude and phase per STFT bin) or ``flow`` (a
+    few Euler steps of a flow-matching model of the STFT, :mod:`codec.decoder.flow`). fourier: the
+    ConvNeXt stack and STFT of either head (:class:`~codec.model.fourier.FourierConfig`; its
+    encoder fields are unused). flow: the flow head's settings (:class:`FlowConfig`)."""
 
     head: str = "istft"
     fourier: FourierConfig = field(default_factory=FourierConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.fourier, dict):
             self.fourier = FourierConfig(**self.fourier)
+        if isinstance(self.flow, dict):
+            self.flow = FlowConfig(**self.flow)
         if self.head not in HEADS:
             raise ValueError(f"DecoderConfig.head must be one of {HEADS}, got {self.head!r}")
 
@@ -42,7 +48,7 @@ class DecoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DecoderConfig":
-        return cls(head=d.get("head", "istft"), fourier=dict(d.get("fourier") or {}))
+        return cls(head=d.get("head", "istft"), fourier=dict(d.get("fourier") or {}), flow=dict(d.get("flow") or {}))
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,15 @@ class TokenDecoder(nn.Module):
         self.cfg, self.shape = cfg, shape
         self.sample_rate, self.channels, self.hop_length = shape.sample_rate, shape.channels, shape.hop_length
         self.num_codebooks = shape.num_codebooks
-        self.net = FourierDecoder(cfg.fourier, shape.dimension, shape.channels, shape.hop_length,
-                                  conditions=shape.num_codebooks)
+        if cfg.head == "flow":
+            self.net: nn.Module = FlowDecoder(cfg.fourier, cfg.flow, shape.dimension, shape.channels,
+                                              shape.hop_length, conditions=shape.num_codebooks)
+        else:
+            self.net = FourierDecoder(cfg.fourier, shape.dimension, shape.channels, shape.hop_length,
+                                      conditions=shape.num_codebooks)
 
-    def forward(self, latent: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
+    def conditions(self, latent: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
+        """``k`` as condition indices ``[B]`` (``k - 1``), checked."""
         b = latent.shape[0]
         k = torch.as_tensor(k, device=latent.device, dtype=torch.long).reshape(-1).expand(b) if not (
             isinstance(k, torch.Tensor) and k.dim() == 1) else k.to(latent.device, torch.long)
@@ -92,13 +103,29 @@ class TokenDecoder(nn.Module):
         if int(k.min()) < 1 or int(k.max()) > self.num_codebooks:
             raise ValueError(f"k must lie in 1..{self.num_codebooks} (the codebooks this decoder was trained for), "
                              f"got {sorted(set(k.tolist()))}")
-        return self.net(latent, k - 1)
+        return k - 1
+
+    def forward(self, latent: torch.Tensor, k: int | torch.Tensor, wav: torch.Tensor | None = None,
+                sample_steps: int = 0, noise: torch.Tensor | None = None):
+        """Audio from the latent. A ``flow`` head given the target ``wav`` returns what trains it,
+        from one forward as DDP wants: ``(flow-matching loss, clean-signal estimate, audio of
+        sample_steps Euler steps from noise, or None when 0)``."""
+        c = self.conditions(latent, k)
+        if wav is None:
+            return self.net(latent, c)
+        if self.cfg.head != "flow":
+            raise ValueError("only a flow decoder takes the target audio")
+        loss, clean = self.net.loss(latent, c, wav)
+        fake = self.net.sample(latent, c, sample_steps, noise) if sample_steps else None
+        return loss, clean, fake
 
     @torch.no_grad()
     def init_from(self, source: nn.Module) -> None:
         """Start from a codec's own :class:`FourierDecoder` of the same shape: every weight copied,
         each norm's scale and shift copied for every ``k``, so training starts from the codec's
         decoder's output at every bitrate, and only has to improve on it."""
+        if self.cfg.head != "istft":
+            raise ValueError(f"a {self.cfg.head} decoder cannot start from the codec's decoder: set init_from_codec: false")
         if not isinstance(source, FourierDecoder):
             raise ValueError(f"the codec's decoder is a {type(source).__name__}: a decoder can start from a codec's "
                              "decoder only when it is a FourierDecoder (decoder: fourier)")
