@@ -301,3 +301,26 @@ def test_pretrained_fetch_failure_says_what_to_do(monkeypatch):
     expected = r"could not fetch the pretrained encodec24k weights.*'encodec24k:/path/to/encodec_24khz-d7cc33bc.th'"
     with pytest.raises(RuntimeError, match=expected):
         EncodecTokenizer.from_spec("encodec24k")
+
+
+def test_24k_latent_is_what_its_decoder_reads_and_a_second_decoder_reads_it(tok24, tok48):
+    from codec.decoder.model import CodecShape, DecoderConfig, TokenDecoder
+    from codec.decoder.tokenizer import DecodedWith
+
+    wav = _audio(1, 1, 9_600, 24_000, seed=7)
+    codes = tok24.encode(wav, num_codebooks=8)
+    latent = tok24.dequantize(codes)
+    assert latent.shape == (1, 128, codes.shape[-1])
+    with torch.no_grad():
+        assert torch.equal(tok24.model.decoder(latent), tok24.decode(codes))  # the package's own decode
+    assert not torch.equal(tok24.dequantize(codes[:, :2]), latent)  # fewer codebooks, a coarser latent
+    shape = CodecShape.of(tok24)
+    assert (shape.sample_rate, shape.hop_length, shape.dimension, shape.num_codebooks) == (24_000, 320, 128, 32)
+    torch.manual_seed(0)
+    dec = TokenDecoder(DecoderConfig(fourier={"width": 32, "layers": 2}), shape).eval()
+    dec.codec_id = tok24.codec_id
+    tok = DecodedWith(tok24, dec)
+    out = tok.decode(codes[:, :4])
+    assert out.shape == (1, 1, codes.shape[-1] * 320) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="scaled segments"):
+        tok48.dequantize(tok48.encode(_audio(1, 2, 24_000, 48_000, seed=8)))
