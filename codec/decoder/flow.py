@@ -3,11 +3,12 @@ conditioned on a frozen codec's latent.
 
 Data space. The complex STFT ``X`` (frames of :class:`~codec.model.fourier.ISTFTHead`, which inverts
 it exactly) is amplitude-compressed, ``|X|^alpha e^{i angle X}``, and divided bin by bin by
-``band_scale``, the RMS of the compressed coefficients' real (and imaginary) parts in that bin, measured on the first training
-batch and followed by a slow running average afterwards (a buffer: saved, resumed, exported). Every
-band then carries about unit energy, as the prior does: without it the few loud low bands would
-dominate the loss and the quiet high ones would stay noise (the per-band normalisation of PriorGrad
-and of MultiBandDiffusion's EQ). ``y``: ``[B, 2F, N]`` (real and imaginary parts).
+``band_scale``, the RMS of the compressed coefficients' real (and imaginary) parts in that bin,
+measured on the first training batch (over all ranks) and followed by a slow running average
+afterwards (a buffer: saved, resumed, exported). Every band then carries unit energy, as the
+prior does: without it the few loud low bands would dominate the loss and the quiet high ones
+would stay noise (the per-band normalisation of PriorGrad and of MultiBandDiffusion's EQ).
+``y``: ``[B, 2F, N]`` (real and imaginary parts).
 
 Path and loss. ``x_t = (1 - t) x_0 + t y`` with ``x_0 ~ N(0, I)``: a linear SDE with zero diffusion,
 i.e. rectified flow; ``t`` is drawn uniformly per clip. The network predicts the clean ``y`` from
@@ -130,7 +131,11 @@ class FlowDecoder(nn.Module):
         """Update the per-band scale from a training batch (set outright the first time)."""
         x = self.stft.stft(rearrange(wav.float(), "b c t -> (b c) t")).abs().pow(self.flow.alpha)
         # each real and imaginary part then has unit variance, as the prior's coordinates do
-        rms = rearrange(x, "(b c) f n -> c f (b n)", b=wav.shape[0]).square().mean(-1).div(2).sqrt().clamp_min(1e-5)
+        power = rearrange(x, "(b c) f n -> c f (b n)", b=wav.shape[0]).square().mean(-1).div(2)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # one scale on every rank
+            torch.distributed.all_reduce(power)
+            power /= torch.distributed.get_world_size()
+        rms = power.sqrt().clamp_min(1e-5)
         if not bool(self.scale_ready):
             self.band_scale.copy_(rms)
             self.scale_ready.fill_(True)

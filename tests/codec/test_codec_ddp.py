@@ -61,3 +61,46 @@ def test_two_ranks_stay_identical(tmp_path, kind, balancer):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert int(a["batches_trained"]) == 6  # 2 warm-up batches (1 step each) + 4 batches (2 steps each)
+
+
+def _decoder_rank(rank: int, port: int, folder: str) -> None:
+    from codec.decoder.flow import FlowConfig
+    from codec.decoder.lightning_module import DecoderModule
+    from codec.decoder.model import DecoderConfig
+    from codec.model.fourier import FourierConfig
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", NODE_RANK="0",
+                      LOCAL_RANK=str(rank), RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.manual_seed(rank)  # each rank draws its own k
+    module = DecoderModule(f"{folder}/codec", DecoderConfig(head="flow", fourier=FourierConfig(width=16, layers=2),
+                                                            flow=FlowConfig(steps=2)),
+                           discriminators=["msstft"], tiny_discriminators=True,
+                           losses=CodecLossConfig(discriminator_warmup=2, mel_n_ffts=(32, 64, 128)))
+    dm = AudioDataModule(f"{folder}/shards", loader=AudioLoaderConfig(sample_rate=8000, crop_seconds=0.25,
+                                                                      batch_size=2), num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=GANDDPStrategy(), max_steps=6, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[SaveStates(folder)])
+    trainer.fit(module, dm)
+
+
+@pytest.mark.ddp
+def test_a_second_decoder_trains_on_two_ranks_that_stay_identical(tmp_path):
+    """The flow decoder (flow matching, then the unrolled sampler against the discriminators) on
+    two processes: the decoder is the wrapped generator, the frozen codec is left alone, and the
+    per-band scale is averaged over the ranks."""
+    from codec.export import export_codec
+    from tests.codec.test_decoder import tiny_codec
+
+    make_shards(tmp_path / "shards", [6, 6, 6, 6], sr=8000, seconds=0.3)
+    export_codec(tiny_codec(), tmp_path / "codec")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_decoder_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    assert a.keys() == b.keys() and "decoder.net.band_scale" in a and not any(k.startswith("codec.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert int(a["batches_trained"]) == 4
