@@ -238,3 +238,34 @@ def test_a_clip_too_short_for_visqol_is_a_counted_failure_with_the_reason():
     values, errors, _ = MetricSet(("pesq", "stoi")).measure(ref, ref.copy(), 16000)
     assert values["visqol"] is None and "ViSQOL needs at least 0.75 s" in errors["visqol"]
     assert values["si_sdr"] > 60  # the other metrics still measure the clip
+
+
+class FirstLevelOnly:
+    """A second decoder of ResidualPCM's tokens that reads only their first level: its rows at
+    16 bits must measure what the codec's own 8-bit rows measure. Its ``encode`` must never run:
+    the rows decode the codes of the ``ours`` rows."""
+
+    def __init__(self, codec: ResidualPCM) -> None:
+        self.codec, self.encoded = codec, 0
+        for name in ("sample_rate", "channels", "cardinality", "codec_id", "num_codebooks", "frame_rate"):
+            setattr(self, name, getattr(codec, name))
+
+    def encode(self, wav, num_codebooks=None):
+        self.encoded += 1
+        return self.codec.encode(wav, num_codebooks)
+
+    def decode(self, codes):
+        return self.codec.decode(codes[:, :1])
+
+
+def test_second_decoder_rows_decode_the_same_tokens(eval_clips):
+    codec = ResidualPCM(levels=2)
+    second = FirstLevelOnly(codec)
+    result = evaluate_codec(codec, "pcm", eval_clips, only_ours(), decoders={"first": second})
+    assert second.encoded == 0
+    assert [r.system for r in result.rows if r.system.startswith("ours")] == ["ours", "ours+first"] * 2
+    ours8, ours16, first16 = row(result, "ours", 128.0), row(result, "ours", 256.0), row(result, "ours+first", 256.0)
+    assert len(first16.clips) == 4
+    for metric in ("si_sdr", "pesq", "stoi", "mel"):
+        assert first16.mean(metric) == pytest.approx(ours8.mean(metric), rel=1e-6), metric
+    assert first16.mean("si_sdr") < ours16.mean("si_sdr") - 30
