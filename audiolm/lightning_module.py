@@ -3,7 +3,7 @@
 A stage model is an ``nn.Module`` with ``loss(batch: TokenBatch) -> LMOutput``; this module adds
 the optimizer and its schedule, and logs the loss with per-codebook loss and accuracy. A step
 whose loss or gradients are not finite on any rank is skipped on all of them
-(:mod:`launch.numerics`).
+(:mod:`data.numerics`).
 A stage model with ``length_stats`` (the VALL-E AR stage) has each training batch's frames per
 text token added to them, summed over every rank first (so all ranks hold the same numbers); they
 also travel at the checkpoint's top level, so a resumed run (FSDP included, whose model state
@@ -24,7 +24,7 @@ from torch import nn
 
 from audiolm.output import LMOutput
 from data.batch import TokenBatch
-from launch.numerics import NonFiniteGuard
+from data.numerics import NonFiniteGuard
 
 
 @dataclass

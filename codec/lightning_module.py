@@ -8,7 +8,7 @@ then the codec learns from L1 + multi-scale mel reconstruction, the adversarial 
 feature-matching losses, and the quantizer's commitment loss, either as a weighted sum or
 through the gradient balancer. Validation reports mel distance, STFT distance and SI-SDR at
 several bitrates, and logs audio and spectrograms. A step whose losses or gradients are not finite
-on any rank is skipped on all of them (:mod:`launch.numerics`): a skipped generator step also
+on any rank is skipped on all of them (:mod:`data.numerics`): a skipped generator step also
 leaves the codec's buffers (EMA codebooks) and the balancer as they were before the batch.
 """
 
@@ -36,7 +36,7 @@ from codec.media import log_audio_examples
 from codec.quantize import QuantizerResult, code_stats
 from codec.training import CodecLossConfig, OptimConfig, ValidationConfig, make_optimizer
 from data.batch import AudioBatch
-from launch.numerics import NonFiniteGuard, restore_tensors, snapshot_tensors
+from data.numerics import NonFiniteGuard, restore_tensors, snapshot_tensors
 
 log = logging.getLogger("codeclm.codec")
 

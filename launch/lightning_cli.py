@@ -202,7 +202,7 @@ def run_fit(model_class, datamodule_class, argv: list[str], cli_class: type[Code
     ``CODECLM_DEBUG=1`` for the traceback.
     """
     from codec.codebook_health import CodebookCollapseError
-    from launch.numerics import NonFiniteError
+    from data.numerics import NonFiniteError
 
     redactor = Redactor([*env_secrets(), *argv_secrets(argv), *_config_secrets(argv)])
     CodeclmCLI.redactor = cli_class.redactor = RedactedSaveConfig.redactor = redactor

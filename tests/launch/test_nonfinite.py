@@ -19,7 +19,7 @@ from audiolm.models.valle_nar import ValleNAR
 from data.token_datamodule import TokenDataModule
 from data.tokens import TokenLoaderConfig
 from launch.checkpoints import read_checkpoint
-from launch.numerics import NonFiniteError
+from data.numerics import NonFiniteError
 from tests.resume_helpers import params_of
 
 

@@ -1,5 +1,8 @@
 """Skipping optimizer steps whose loss or gradients are not finite, alike on every rank.
 
+It sits at the bottom of the package layers (beside the batch contracts) because both model
+families train with it; it depends on torch alone.
+
 :class:`NonFiniteGuard` is shared by the training modules (``LMModule``: automatic optimization,
 checked in ``on_before_optimizer_step``; ``CodecModule``: manual optimization, checked before
 each of its two optimizer steps). A check is one all-reduce of a flag, so every rank takes the
