@@ -99,6 +99,17 @@ def load_decoder_checkpoint(path: Path) -> TokenDecoder:
     return _build(record, state, path)
 
 
-def export_decoder_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
+def export_decoder_checkpoint(ckpt_path: str | Path, out_dir: str | Path, steps: int | None = None) -> Path:
+    """Export the decoder of a training checkpoint. ``steps``: the Euler steps a ``flow`` decoder
+    decodes with (default: its config's ``flow.steps``), e.g. the ``gan_steps`` its sampler was
+    fine-tuned at; recorded in the export and covered by its ``decoder_id``."""
     decoder = load_decoder_checkpoint(Path(ckpt_path))
+    if steps is not None:
+        if decoder.cfg.head != "flow":
+            raise ValueError(f"{ckpt_path}: --steps sets a flow decoder's sampling steps; this is an "
+                             f"{decoder.cfg.head} decoder (one step by construction)")
+        if steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {steps}")
+        decoder.cfg.flow.steps = steps  # the network's FlowConfig is this very object
+        decoder.net.flow.steps = steps
     return export_decoder(decoder, decoder.codec_id, out_dir, decoder.codec_spec)

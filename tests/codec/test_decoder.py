@@ -214,3 +214,6 @@ def test_decoder_fit_export_and_decode_from_the_command_line(codec_dir, shards, 
                  "--trainer.max_steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("codeclm: error:") and "nowhere" in err[-1]
+    assert main(["decoder", "export", str(ckpt), str(tmp_path / "dec2"), "--steps", "2"]) == 2  # one step by construction
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("codeclm: error:") and "istft decoder" in err[-1] and not (tmp_path / "dec2").exists()

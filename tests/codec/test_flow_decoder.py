@@ -112,3 +112,20 @@ def test_flow_decoder_trains_through_both_phases_and_resumes_exactly(setup, tmp_
     assert resumed == steps[3:]
     for name, value in final.items():
         assert torch.equal(value, resumed_final[name]), name
+    # the export may fix the sampler's steps (e.g. those its GAN phase unrolled): the decoder then
+    # decodes exactly as the trained network sampling in that many steps, and the id covers the choice
+    from codec.decoder.export import export_decoder_checkpoint, load_decoder, read_decoder_config
+
+    ckpt = tmp_path / "ref" / "ckpt" / "step=8.ckpt"
+    two, one = export_decoder_checkpoint(ckpt, tmp_path / "two"), export_decoder_checkpoint(ckpt, tmp_path / "one", steps=1)
+    assert read_decoder_config(one)["decoder_id"] != read_decoder_config(two)["decoder_id"]
+    latent, c = torch.randn(1, module.shape.dimension, 6), torch.tensor([1])
+    net = module.decoder.net.eval()
+    with torch.no_grad():
+        for path, steps in ((two, 2), (one, 1)):
+            decoder = load_decoder(path)
+            assert decoder.cfg.flow.steps == steps
+            torch.testing.assert_close(decoder(latent, 2), net.sample(latent, c, steps=steps), atol=1e-5, rtol=0)
+        assert not torch.allclose(net.sample(latent, c, steps=1), net.sample(latent, c, steps=2), atol=1e-3)
+    with pytest.raises(ValueError, match="at least 1"):
+        export_decoder_checkpoint(ckpt, tmp_path / "zero", steps=0)
