@@ -1,6 +1,7 @@
 """Runs every benchmark script in ``bench/`` and prints one table of their figures.
 
-Each ``bench/*.py`` (except this file) runs in its own process with ``--json`` (plus ``--device``,
+Each ``bench/*.py`` (except this file, ``_*.py`` helpers and ``quality.py``, which judges a trained
+run rather than timing a pair) runs in its own process with ``--json`` (plus ``--device``,
 ``--preset`` and ``--smoke`` when given); the JSON rows it prints on stdout are collected, and one
 table (bench, figure, ours, reference, ratio, unit, device) is printed at the end. A script that
 fails, prints no rows or prints a malformed row makes the exit status non-zero, and is named.
@@ -25,8 +26,14 @@ FIELDS = ("bench", "figure", "ours", "reference", "ratio", "unit", "device", "co
 NUMBERS = ("ours", "reference", "ratio")
 
 
+# scripts of bench/ that are not side-by-side ratio benchmarks: quality.py judges a trained run's
+# output (minutes of training and Whisper), with its own arguments and report
+NOT_RATIO = {"quality"}
+
+
 def scripts(only: list[str] | None = None) -> list[Path]:
-    found = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+    found = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
+                   and p.stem not in NOT_RATIO)
     if only:
         missing = [n for n in only if n not in {p.stem for p in found}]
         if missing:

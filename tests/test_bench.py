@@ -46,6 +46,11 @@ def test_smoke_runs_print_positive_finite_rows():
             assert math.isclose(r["ratio"], r["ours"] / r["reference"], rel_tol=1e-6), r
 
 
+def test_the_runner_runs_exactly_the_ratio_benchmarks():
+    # every script `make bench` runs is one whose smoke rows are checked above, and no other
+    assert {p.stem for p in load_run_module().scripts()} == set(EXPECTED)
+
+
 def test_runner_collects_rows_and_names_failing_scripts(tmp_path, monkeypatch, capsys):
     run = load_run_module()
     row = {"bench": "good", "figure": "f", "ours": 2.0, "reference": 1.0, "ratio": 2.0, "unit": "u", "device": "cpu",
