@@ -10,11 +10,11 @@ import torch
 from codec.codec import CodecConfig, build_codec
 from codec.export import export_codec, load_export
 from codec.model import SEANetConfig
-from codec.model.fourier import FourierConfig, FourierDecoder, FourierEncoder, ISTFTHead
+from codec.model.fourier import FourierConfig, FourierDecoder, FourierEncoder, ISTFTHead, overlap_add
 from codec.quantize import RVQConfig
 
 
-@pytest.mark.parametrize("n_fft,hop", [(1280, 320), (64, 16), (48, 24)])
+@pytest.mark.parametrize("n_fft,hop", [(1280, 320), (64, 16), (48, 24), (60, 16)])
 def test_istft_head_inverts_its_stft_exactly(n_fft: int, hop: int) -> None:
     head = ISTFTHead(n_fft, hop)
     g = torch.Generator().manual_seed(0)
@@ -27,6 +27,15 @@ def test_istft_head_inverts_its_stft_exactly(n_fft: int, hop: int) -> None:
     assert (out - wav).abs().max() < 1e-5
     # the phase matters: the same magnitudes with zero phase are far from the signal
     assert (head(spec.abs().clamp_min(1e-12).log(), torch.zeros_like(spec.real)) - wav).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("length,hop,n", [(64, 16, 9), (1280, 320, 3), (48, 48, 4), (60, 16, 7), (5, 3, 1)])
+def test_overlap_add_puts_frame_j_at_j_times_hop(length: int, hop: int, n: int) -> None:
+    frames = torch.randn(2, length, n, dtype=torch.float64)
+    want = torch.zeros(2, (n - 1) * hop + length, dtype=torch.float64)
+    for j in range(n):  # the definition, frame by frame
+        want[:, j * hop: j * hop + length] += frames[:, :, j]
+    torch.testing.assert_close(overlap_add(frames, hop), want, atol=1e-12, rtol=0)
 
 
 def test_istft_frame_j_sits_on_hop_j() -> None:
