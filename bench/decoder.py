@@ -8,7 +8,9 @@
     - ``speech16k``: ``configs/codec/speech16k-6kbps.yaml`` (SEANet decoder with an LSTM, 50 Hz,
       12 codebooks) against ``configs/decoder/vocos-base.yaml`` (ConvNeXt at 50 Hz, inverse STFT);
     - ``tiny``: ``configs/codec/tiny.yaml`` (a Fourier decoder already) against
-      ``configs/decoder/vocos-tiny.yaml``.
+      ``configs/decoder/vocos-tiny.yaml`` (the same shape) and, ``tiny-fast``, against
+      ``configs/decoder/vocos-tiny-fast.yaml`` (96 channels x 3 blocks);
+    - ``*-flow``: the flow configs, at their configured steps and at one step.
 
 (b) with ``--codec DIR --decoder DIR --audio SHARDS`` (trained exports): mel distance to the
     original at every k (``mel_kK``, lower is better; ``--clips`` clips of up to 4 s), ours =
@@ -47,11 +49,12 @@ from codec.decoder.model import CodecShape, DecoderConfig, TokenDecoder  # noqa:
 PAIRS = {"speech16k": ("configs/codec/speech16k-6kbps.yaml", "configs/decoder/vocos-base.yaml"),
          "speech16k-flow": ("configs/codec/speech16k-6kbps.yaml", "configs/decoder/flow-base.yaml"),
          "tiny-flow": ("configs/codec/tiny.yaml", "configs/decoder/flow-tiny.yaml"),
-         "tiny": ("configs/codec/tiny.yaml", "configs/decoder/vocos-tiny.yaml")}
+         "tiny": ("configs/codec/tiny.yaml", "configs/decoder/vocos-tiny.yaml"),
+         "tiny-fast": ("configs/codec/tiny.yaml", "configs/decoder/vocos-tiny-fast.yaml")}
 PRESETS = {  # batch, seconds, warm-up calls, timed calls
     "smoke": dict(batch=1, seconds=0.5, warmup=1, repeats=2, pairs=("tiny",)),
-    "cpu": dict(batch=1, seconds=4.0, warmup=2, repeats=5, pairs=("speech16k", "tiny", "speech16k-flow", "tiny-flow")),
-    "gpu": dict(batch=16, seconds=10.0, warmup=3, repeats=10, pairs=("speech16k", "tiny", "speech16k-flow", "tiny-flow")),
+    "cpu": dict(batch=1, seconds=4.0, warmup=2, repeats=5, pairs=("speech16k", "tiny", "tiny-fast", "speech16k-flow", "tiny-flow")),
+    "gpu": dict(batch=16, seconds=10.0, warmup=3, repeats=10, pairs=("speech16k", "tiny", "tiny-fast", "speech16k-flow", "tiny-flow")),
 }
 
 

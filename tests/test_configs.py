@@ -65,7 +65,7 @@ def test_training_config_parses_and_instantiates(path, tmp_path):
 
 
 # the codec config whose tokens each decoder config reads
-DECODER_CODECS = {"vocos-tiny": "tiny", "vocos-base": "speech16k-6kbps", "flow-tiny": "tiny",
+DECODER_CODECS = {"vocos-tiny": "tiny", "vocos-tiny-fast": "tiny", "vocos-base": "speech16k-6kbps", "flow-tiny": "tiny",
                   "flow-base": "speech16k-6kbps"}
 
 
