@@ -111,5 +111,4 @@ def export_decoder_checkpoint(ckpt_path: str | Path, out_dir: str | Path, steps:
         if steps < 1:
             raise ValueError(f"--steps must be at least 1, got {steps}")
         decoder.cfg.flow.steps = steps  # the network's FlowConfig is this very object
-        decoder.net.flow.steps = steps
     return export_decoder(decoder, decoder.codec_id, out_dir, decoder.codec_spec)
