@@ -35,6 +35,16 @@ log = logging.getLogger("codeclm.train")
 REQUEUE_SIGNAL_ENV = "CODECLM_REQUEUE_SIGNAL"
 
 
+_LAST_STOP: str | None = None  # why the last training run of this process stopped on a signal
+
+
+def stopped_by_signal() -> str | None:
+    """One line saying that the last training run of this process stopped early on a signal (after
+    saving its checkpoint), or None when it ran to its end. A command that chains trainings (the
+    quickstart) checks it before treating a run as finished."""
+    return _LAST_STOP
+
+
 def requeue_signal() -> signal.Signals:
     name = os.environ.get(REQUEUE_SIGNAL_ENV, "SIGUSR1").upper()
     name = name if name.startswith("SIG") else f"SIG{name}"
@@ -94,6 +104,8 @@ class PreemptionCallback(L.Callback):
         return [signal.SIGTERM, requeue_signal()]
 
     def on_train_start(self, trainer, pl_module) -> None:
+        global _LAST_STOP
+        _LAST_STOP = None
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in self._signals():  # after the Trainer's own handlers, which these replace while training
@@ -152,6 +164,8 @@ class PreemptionCallback(L.Callback):
         names = ", ".join(signal.Signals(s).name for s in sorted(agreed))
         self.stopped_at = int(trainer.global_step)
         self.checkpoint = self._save(trainer)
+        global _LAST_STOP
+        _LAST_STOP = f"{names} received: training saved {self.checkpoint} after step {self.stopped_at} and stopped"
         if trainer.is_global_zero:
             log.warning("%s received: saved %s after step %d; stopping", names, self.checkpoint, self.stopped_at)
         trainer.should_stop = True

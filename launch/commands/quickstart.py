@@ -21,19 +21,41 @@ from launch.run_layout import DEFAULT_RUN, RunLayout, logger_args
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Named budgets. ``quickstart`` is the first run a newcomer makes (about 15 minutes on 2 cores);
+# ``long`` is the next step: the same pipeline on three times the speech and twice the voices,
+# with the codec and every language model trained about six times longer (about 2 hours on
+# 2 cores), in its own run folder. An option given on the command line wins over the preset.
+PRESETS = {
+    "quickstart": {"out": str(DEFAULT_RUN), "hours": 1.0, "speakers": 48, "codec_steps": None, "lm_steps_scale": 1.0},
+    "long": {"out": "runs/long", "hours": 3.0, "speakers": 96, "codec_steps": 6000, "lm_steps_scale": 6.0},
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="build the default corpus and run the pipeline on it")
-    p.add_argument("--out", default=str(DEFAULT_RUN), help=f"the run folder (default {DEFAULT_RUN})")
-    p.add_argument("--hours", type=float, default=1.0, help="hours of built-in speech (default 1)")
-    p.add_argument("--speakers", type=int, default=48)
-    p.add_argument("--codec-steps", type=int, default=None, help="optimizer steps of the tiny codec (default: the config's)")
-    p.add_argument("--lm-steps-scale", type=float, default=1.0,
-                   help="multiplies every tiny LM's optimizer steps (default 1; 0 skips the language models)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="quickstart",
+                   help="the budget: quickstart (default, about 15 min on 2 cores) or long (about 2 h: 3 h of "
+                        "speech, 96 voices, ~6x the training; run folder runs/long)")
+    p.add_argument("--out", default=None, help=f"the run folder (default {DEFAULT_RUN}; runs/long for --preset long)")
+    p.add_argument("--hours", type=float, default=None, help="hours of built-in speech (default 1; 3 for long)")
+    p.add_argument("--speakers", type=int, default=None, help="espeak voices in the corpus (default 48; 96 for long)")
+    p.add_argument("--codec-steps", type=int, default=None,
+                   help="optimizer steps of the tiny codec (default: the config's; 6000 for long)")
+    p.add_argument("--lm-steps-scale", type=float, default=None,
+                   help="multiplies every tiny LM's optimizer steps (default 1, 6 for long; 0 skips the language models)")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--check", choices=("stop", "warn"), default="stop",
                    help="what a failed quality check does: stop (default: a collapsed codec stops the run before "
                         "tokenizing, an implausible clone makes it exit 1) or warn (report it in summary.json and go on)")
     p.set_defaults(func=run)
+
+
+def apply_preset(a: argparse.Namespace) -> argparse.Namespace:
+    """Fill every option the command line left unset from ``a.preset``'s budget."""
+    for key, value in PRESETS[getattr(a, "preset", None) or "quickstart"].items():
+        if getattr(a, key, None) is None:
+            setattr(a, key, value)
+    return a
 
 
 def _step(n: int, total: int, what: str) -> None:
@@ -45,7 +67,10 @@ def run(a: argparse.Namespace) -> None:
     from data.text import PhonemeVocab, iter_metadata, train_spm
     from launch.commands.data import _workers, print_summary, summarize
 
+    a = apply_preset(a)
     out = Path(a.out)
+    print(f"quickstart --preset {a.preset}: {a.hours:g} h of speech, {a.speakers} voices, codec steps "
+          f"{a.codec_steps or 'as configured'}, LM steps x{a.lm_steps_scale:g}, run folder {out}", flush=True)
     layout = RunLayout(out)
     made: list[tuple[str, Path]] = []
     t0 = time.time()
@@ -152,6 +177,7 @@ def _language_models(layout: RunLayout, scale: float, steps: int) -> tuple[list[
 def _train_codec(layout: RunLayout, max_steps: int | None) -> Path:
     """Train (or resume, or reuse) the tiny codec; returns its last checkpoint."""
     from launch.commands.codec_fit import run as fit
+    from launch.preemption import stopped_by_signal
 
     root = layout.codec_root
     last, done = layout.codec_ckpt, root / "DONE"
@@ -163,13 +189,16 @@ def _train_codec(layout: RunLayout, max_steps: int | None) -> Path:
             "--data.val_shards", str(layout.val_shards), "--trainer.default_root_dir", str(root),
             "--trainer.logger.init_args.save_dir", save_dir, "--trainer.logger.init_args.name", name,
             "--trainer.logger.init_args.version", version]
-    if max_steps:
-        args += ["--trainer.max_steps", str(max_steps)]
+    if max_steps:  # the learning rate decays over the steps asked for
+        args += ["--trainer.max_steps", str(max_steps), "--model.optim.decay_steps", str(max_steps)]
     if last.exists():
         print(f"resuming from {last}")
         args += ["--ckpt_path", str(last)]
     if fit(args) or not last.exists():
         raise RuntimeError(f"`codeclm codec fit` wrote no checkpoint at {last} (see above)")
+    stopped = stopped_by_signal()
+    if stopped:  # not finished: no DONE, so the next run resumes from that checkpoint
+        raise SystemExit(f"{stopped}; run the same command again to resume")
     done.write_text("trained\n")
     return last
 

@@ -60,6 +60,7 @@ def semantic_units(layout: RunLayout) -> Path:
 def train_stage(layout: RunLayout, stage: Stage, scale: float) -> Path:
     """Train (or resume, or reuse) one tiny LM stage with ``codeclm lm fit``; its last checkpoint."""
     from launch.commands.lm_fit import run as fit
+    from launch.preemption import stopped_by_signal
 
     root = layout.stage_root(stage.name)
     last, done = layout.stage_ckpt(stage.name), root / "DONE"
@@ -69,7 +70,8 @@ def train_stage(layout: RunLayout, stage: Stage, scale: float) -> Path:
     steps = max(1, round(stage.steps * scale))
     save_dir, name, version = logger_args(layout.stage_run(stage.name))
     args = ["--config", str(REPO / "configs" / "lm" / f"{stage.name}-tiny.yaml"), "--data.shards", str(layout.tokens),
-            "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root),
+            "--trainer.max_steps", str(steps), "--model.optim.decay_steps", str(steps),
+            "--trainer.default_root_dir", str(root),
             "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
             "--trainer.logger.save_dir", save_dir, "--trainer.logger.name", name,
             "--trainer.logger.version", version, "--trainer.callbacks.every_n_train_steps", str(max(1, min(200, steps)))]
@@ -81,6 +83,9 @@ def train_stage(layout: RunLayout, stage: Stage, scale: float) -> Path:
     t0 = time.time()
     if fit(args) or not last.exists():
         raise RuntimeError(f"`codeclm lm fit` for {stage.name} wrote no checkpoint at {last}")
+    stopped = stopped_by_signal()
+    if stopped:  # not finished: no DONE, so the next run resumes from that checkpoint
+        raise SystemExit(f"{stopped}; run the same command again to resume")
     done.write_text("trained\n")
     print(f"{stage.name}: {steps} steps in {time.time() - t0:.0f}s")
     return last
