@@ -6,8 +6,9 @@ interface. Losses, optimizers and discriminators live outside (``codec/lightning
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from torch import nn
 from codec.model import SEANetConfig, SEANetDecoder, SEANetEncoder
 from codec.model.fourier import FourierConfig, FourierDecoder, FourierEncoder
 from codec.quantize import QuantizerResult, ResidualVectorQuantizer, RVQConfig
+from codec.stream import CodecStream
 from codec.tokenizer import codec_id
 
 
@@ -152,6 +154,44 @@ class Codec(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes ``[B, K, T']`` (any ``K <= num_codebooks``) -> audio ``[B, C, T' * hop]``."""
         return self.decoder(self.dequantize(codes))
+
+    # ---------------------------------------------------------------- streaming (codec/stream.py)
+    def stream(self, batch_size: int = 1, num_codebooks: int | None = None) -> CodecStream:
+        """A new stream through this codec, with its own state (any number may be open at once)."""
+        return CodecStream(self, batch_size, num_codebooks)
+
+    @contextmanager
+    def streaming(self, batch_size: int = 1, num_codebooks: int | None = None) -> Iterator[CodecStream]:
+        """Within the block, ``encode_step`` / ``flush`` / ``decode_step`` / ``reset_streaming`` of
+        the codec run one stream (also yielded); a non-causal codec refuses with one line."""
+        if getattr(self, "_default_stream", None) is not None:
+            raise RuntimeError("this codec is already streaming: open a second stream with codec.stream()")
+        self._default_stream = self.stream(batch_size, num_codebooks)
+        try:
+            yield self._default_stream
+        finally:
+            self._default_stream = None
+
+    def _current_stream(self) -> CodecStream:
+        s = getattr(self, "_default_stream", None)
+        if s is None:
+            raise RuntimeError("not streaming: use `with codec.streaming(batch_size):` (or codec.stream())")
+        return s
+
+    def encode_step(self, wav: torch.Tensor) -> torch.Tensor:
+        """Inside ``streaming()``: a chunk of any length -> codes of the frames it completes."""
+        return self._current_stream().encode_step(wav)
+
+    def flush(self) -> torch.Tensor:
+        """Inside ``streaming()``: the codes of the last, partial frame; ends the input."""
+        return self._current_stream().flush()
+
+    def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
+        """Inside ``streaming()``: codes of the next frames -> the audio they add."""
+        return self._current_stream().decode_step(codes)
+
+    def reset_streaming(self) -> None:
+        self._current_stream().reset()
 
 
 def build_codec(cfg: CodecConfig) -> Codec:

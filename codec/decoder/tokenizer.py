@@ -40,6 +40,12 @@ class DecodedWith:
         device = next(self.decoder.parameters()).device
         return self.decoder(latent.to(device, torch.float32), codes.shape[1])
 
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a second decoder cannot stream: it decodes whole signals (stream with the causal "
+                         "codec's own decoder, without --decoder)")
+
+    streaming = stream
+
     def to(self, device: str | torch.device) -> "DecodedWith":
         self.tokenizer.to(device)
         self.decoder.to(device)

@@ -18,7 +18,14 @@ it has not yet used (at the start, ``k_eff - s`` zeros, its causal padding); a
 ``StreamableConvTranspose1d`` keeps the ``kernel_size - s`` output samples that the next chunk
 still adds to. Concatenating the chunk outputs equals one full pass over the concatenated input
 whenever each chunk length is a multiple of the stride; otherwise the leftover samples wait for
-the next chunk (a final partial frame, which a full pass pads with zeros, is never emitted).
+the next chunk. The final partial frame, which a full pass pads with zeros, comes out of the
+call made inside ``with module.flushing():`` (typically with an empty chunk): each strided conv
+then pads what it holds with zeros to the frame count of a full pass over everything it was
+given, so the stream's outputs equal the full pass for any chunking.
+
+The state of a stream can be taken out (``stream_state()``) and put back
+(``load_stream_state()``): several streams can share one model, each keeping its own state
+between calls (``codec/stream.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class StreamingModule(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self._is_streaming = False
+        self._stream_final = False
         self._stream_state: Any = None
 
     @property
@@ -80,6 +88,38 @@ class StreamingModule(nn.Module):
         """Forget the past of the current stream (stay in streaming mode)."""
         for m in self._streaming_modules():
             m._stream_state = None
+
+    @contextmanager
+    def flushing(self) -> Iterator[StreamingModule]:
+        """Inside a ``streaming()`` block: the calls made here end the stream, emitting the frames
+        a full pass would make from the samples still held (zero-padded, as the full pass pads)."""
+        if not self._is_streaming:
+            raise RuntimeError(f"{type(self).__name__} is not streaming: flush inside streaming()")
+        modules = self._streaming_modules()
+        for m in modules:
+            m._stream_final = True
+        try:
+            yield self
+        finally:
+            for m in modules:
+                m._stream_final = False
+
+    def stream_state(self) -> list[Any]:
+        """What every streaming submodule keeps of the current stream (a snapshot: the modules
+        replace their state on each call, never change it in place)."""
+        if not self._is_streaming:
+            raise RuntimeError(f"{type(self).__name__} is not streaming")
+        return [m._stream_state for m in self._streaming_modules()]
+
+    def load_stream_state(self, state: list[Any] | None) -> None:
+        """Continue the stream whose :meth:`stream_state` this is (``None``: a new stream)."""
+        modules = self._streaming_modules()
+        if state is None:
+            state = [None] * len(modules)
+        if len(state) != len(modules):
+            raise ValueError(f"a stream state of {len(state)} modules does not fit this model's {len(modules)}")
+        for m, s in zip(modules, state):
+            m._stream_state = s
 
 
 def apply_norm(module: nn.Module, norm: str) -> nn.Module:
@@ -166,16 +206,23 @@ class StreamableConv1d(StreamingModule):
         return self.conv(pad1d(x, left, right, self.pad_mode))
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, _ = x.shape
-        past = self._stream_state
-        if past is None:
-            past = x.new_zeros(b, c, self.padding_total)
+        # state: (samples not yet consumed, samples seen in all, frames emitted)
+        b, c, n = x.shape
+        past, seen, emitted = self._stream_state or (x.new_zeros(b, c, self.padding_total), 0, 0)
+        if past.shape[0] != b:
+            raise ValueError(f"this stream has batch {past.shape[0]}, got a chunk of batch {b}")
         x = torch.cat([past, x], dim=-1)
+        seen += n
         available = x.shape[-1]
         frames = 0
         if available >= self.effective_kernel_size:
             frames = (available - self.effective_kernel_size) // self.stride + 1
-        self._stream_state = x[..., frames * self.stride :]
+        if self._stream_final:  # a full pass over `seen` samples makes ceil(seen / stride) frames
+            missing = -(-seen // self.stride) - emitted - frames
+            if missing > 0:
+                x = F.pad(x, (0, (frames + missing - 1) * self.stride + self.effective_kernel_size - available))
+                frames += missing
+        self._stream_state = (x[..., frames * self.stride :], seen, emitted + frames)
         if frames == 0:
             return x.new_zeros(b, self.out_channels, 0)
         used = (frames - 1) * self.stride + self.effective_kernel_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -35,16 +36,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("encode", help="encode one audio file to a codes file (.npz)")
     _codec_arg(p)
-    p.add_argument("input", help="audio file (wav, flac, ogg, mp3)")
+    p.add_argument("input", help="audio file (wav, flac, ogg, mp3); with --stream also - (raw s16le PCM at the "
+                                 "codec's rate on stdin)")
     p.add_argument("output", help="codes file to write (.npz)")
     _codebook_args(p)
+    p.add_argument("--stream", action="store_true",
+                   help="encode chunk by chunk through the causal codec's stream (the same codes as one pass); "
+                        "reports the latency and the real-time factor")
+    p.add_argument("--chunk-ms", type=float, default=80.0, help="with --stream: milliseconds of audio per chunk (default 80)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decode a codes file (.npz) to a wav file")
     _codec_arg(p)
     p.add_argument("input", help="codes file (.npz) from `codeclm codec encode`")
-    p.add_argument("output", help="wav file to write")
+    p.add_argument("output", help="wav file to write (with --stream also -: raw s16le PCM on stdout)")
+    p.add_argument("--stream", action="store_true",
+                   help="decode chunk by chunk through the causal codec's stream, writing each chunk's audio as it is "
+                        "made; reports the real-time factor")
+    p.add_argument("--chunk-frames", type=int, default=4, help="with --stream: frames per chunk (default 4)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--codebooks", type=int, default=None, metavar="K", help="decode only the first K codebooks")
     g.add_argument("--bandwidth", type=float, default=None, metavar="KBPS",
@@ -115,17 +125,25 @@ def cmd_encode(a: argparse.Namespace) -> None:
     if a.codebooks is not None:
         use_codebooks(tokenizer, a.codebooks)
     k = a.codebooks or codebooks_in_use(tokenizer)
-    wav, sr = read_audio(a.input)
-    try:
-        audio = to_channels(resample(torch.from_numpy(wav), sr, tokenizer.sample_rate), tokenizer.channels)
-    except ValueError as e:
-        raise ValueError(f"{a.input}: {e} (the codec reads {tokenizer.channels}-channel audio)") from None
-    with torch.inference_mode():
-        codes = tokenizer.encode(audio[None].to(device), k)[0]  # [K, T']
+    if a.stream:
+        from launch.commands.codec_stream import encode_stream
+
+        codes, num_samples = encode_stream(tokenizer, a.input, a.chunk_ms, k, device)
+    else:
+        if a.input == "-":
+            raise ValueError("reading audio from stdin (-) needs --stream")
+        wav, sr = read_audio(a.input)
+        try:
+            audio = to_channels(resample(torch.from_numpy(wav), sr, tokenizer.sample_rate), tokenizer.channels)
+        except ValueError as e:
+            raise ValueError(f"{a.input}: {e} (the codec reads {tokenizer.channels}-channel audio)") from None
+        with torch.inference_mode():
+            codes = tokenizer.encode(audio[None].to(device), k)[0]  # [K, T']
+        num_samples = audio.shape[-1]
     _write_atomic(a.output, lambda f: np.savez(
         f, codes=codes.to("cpu", torch.int16).numpy(), sample_rate=np.int64(tokenizer.sample_rate),
         frame_rate=np.float64(tokenizer.frame_rate), codec_id=np.array(str(tokenizer.codec_id)),
-        num_samples=np.int64(audio.shape[-1])))
+        num_samples=np.int64(num_samples)))
     print(f"{a.output}: {codes.shape[0]} codebooks x {codes.shape[1]} frames, codec {tokenizer.codec_id}")
 
 
@@ -162,6 +180,19 @@ def cmd_decode(a: argparse.Namespace) -> None:
     if codes.min() < 0 or codes.max() >= tokenizer.cardinality:
         raise ValueError(f"{a.input}: codes lie in [{codes.min()}, {codes.max()}], outside this codec's "
                          f"[0, {tokenizer.cardinality}): decode with the codec that encoded them")
+    if a.stream:
+        from launch.commands.codec_stream import decode_stream
+
+        if a.decoder:
+            raise ValueError("--stream decodes with the causal codec's own decoder: a second decoder (--decoder) "
+                             "decodes whole signals")
+        codes_t = torch.from_numpy(codes.astype(np.int64)).to(_device(a.device))
+        written = decode_stream(tokenizer, codes_t, num_samples, a.output, a.chunk_frames)
+        print(f"{a.output}: {written / tokenizer.sample_rate:.2f} s at {tokenizer.sample_rate} Hz, streamed from "
+              f"{codes.shape[0]} codebooks", file=sys.stderr if a.output == "-" else sys.stdout)
+        return
+    if a.output == "-":
+        raise ValueError("writing PCM to stdout (-) needs --stream")
     with torch.inference_mode():
         wav = tokenizer.decode(torch.from_numpy(codes.astype(np.int64))[None].to(_device(a.device)))[0]
     wav = wav[:, :num_samples].float().cpu().numpy()  # [C, T]
