@@ -95,6 +95,11 @@ class CodecStream:
         """Algorithmic latency: a frame's codes need the ``hop`` samples it covers."""
         return self.hop_length
 
+    @property
+    def decode_latency_samples(self) -> int:
+        """A causal decoder's samples are final when their frame is decoded."""
+        return 0
+
     def state(self) -> StreamState:
         """A snapshot of this stream; ``load_state`` of it resumes exactly here."""
         s = self._state
@@ -171,5 +176,107 @@ class CodecStream:
         self._state.frames_in += codes.shape[-1]
         return audio
 
+    def finish(self) -> torch.Tensor:
+        """A causal decoder holds nothing back: no samples remain when the codes end."""
+        return torch.zeros(self.batch_size, self.codec.channels, 0, device=self._device())
+
     def _device(self) -> torch.device:
         return next(self.codec.parameters()).device
+
+
+def receptive_field(codec: Any, probe_frames: int = 64) -> tuple[int, int]:
+    """How many frames before and after a frame its codes change the decoded samples: ``(left, right)``,
+    measured by changing one frame's codes in the middle of ``2 * probe_frames + 1`` random frames
+    (outside its reach the decoder's output is bitwise unchanged). A decoder whose reach spans the
+    probe (a global normalisation, an unbounded attention) raises ``ValueError``."""
+    gen = torch.Generator().manual_seed(0)
+    n, mid = 2 * probe_frames + 1, probe_frames
+    device = next(codec.parameters()).device if hasattr(codec, "parameters") else "cpu"
+    k = codec.num_codebooks
+    codes = torch.randint(0, codec.cardinality, (1, k, n), generator=gen)
+    changed = codes.clone()
+    changed[:, :, mid] = (codes[:, :, mid] + 1 + torch.randint(0, codec.cardinality - 1, (k,), generator=gen)) % codec.cardinality
+    with torch.no_grad():
+        a, b = codec.decode(codes.to(device)), codec.decode(changed.to(device))
+    hop = a.shape[-1] // n
+    differ = (a != b).flatten(0, 1).any(dim=0).nonzero().flatten()
+    if differ.numel() == 0:
+        return 0, 0
+    first, last = int(differ[0]) // hop, int(differ[-1]) // hop
+    if first == 0 or last == n - 1:
+        raise ValueError(f"this codec's decoder reaches further than {probe_frames} frames: it cannot decode in windows")
+    return mid - first, last - mid
+
+
+class WindowedDecodeStream:
+    """Decoding chunk by chunk with a codec whose decoder cannot stream (it is not causal, e.g. a
+    frame-centred inverse STFT): a frame's samples are final once ``lookahead`` frames after it
+    have arrived, and each window is decoded with ``context`` frames before it. With both at least
+    the decoder's :func:`receptive_field` (the default), the concatenated output equals
+    ``codec.decode`` of all the codes up to float rounding; the cost per chunk stays bounded (the
+    context is re-decoded, earlier audio never), and the latency is ``lookahead`` frames.
+    ``decode_step(codes)`` returns the samples that became final; ``finish()`` the rest."""
+
+    def __init__(self, codec: Any, context: int | None = None, lookahead: int | None = None) -> None:
+        # frame m reaches the samples of frames m - left .. m + right, so frame f's samples depend
+        # on frames f - right .. f + left: `right` frames of context, `left` of lookahead
+        left, right = receptive_field(codec) if context is None or lookahead is None else (0, 0)
+        self.codec = codec
+        self.context = right if context is None else context
+        self.lookahead = left if lookahead is None else lookahead
+        self.hop_length = int(round(codec.sample_rate / codec.frame_rate))
+        self._codes: torch.Tensor | None = None  # [B, K, kept frames]
+        self._offset = 0  # frame index of _codes[..., 0]
+        self._emitted = 0  # frames whose samples are out
+        self._finished = False
+
+    @property
+    def decode_latency_samples(self) -> int:
+        """A frame's samples wait for ``lookahead`` frames after it."""
+        return self.lookahead * self.hop_length
+
+    def _decode_until(self, ready: int, total: int) -> torch.Tensor:
+        assert self._codes is not None
+        start = max(0, self._emitted - self.context)
+        end = min(total, ready + self.lookahead)
+        window = self._codes[..., start - self._offset: end - self._offset]
+        with torch.no_grad():
+            audio = self.codec.decode(window)
+        out = audio[..., (self._emitted - start) * self.hop_length: (ready - start) * self.hop_length]
+        self._emitted = ready
+        keep_from = max(0, ready - self.context)  # what the next window can need
+        self._codes = self._codes[..., keep_from - self._offset:]
+        self._offset = keep_from
+        return out
+
+    def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``[B, K, f]`` of the next frames -> the samples now final ``[B, C, n * hop]``, ``n >= 0``."""
+        if self._finished:
+            raise RuntimeError("this stream was finished: open a new one")
+        if codes.dim() == 2:
+            codes = codes[None]
+        self._codes = codes if self._codes is None else torch.cat([self._codes, codes], dim=-1)
+        total = self._offset + self._codes.shape[-1]
+        ready = total - self.lookahead
+        if ready <= self._emitted:
+            return torch.zeros(codes.shape[0], self.codec.channels, 0, device=codes.device)
+        return self._decode_until(ready, total)
+
+    def finish(self) -> torch.Tensor:
+        """The samples of the frames still held (the stream has ended: no more lookahead comes)."""
+        self._finished = True
+        if self._codes is None:
+            return torch.zeros(1, self.codec.channels, 0)
+        total = self._offset + self._codes.shape[-1]
+        if total <= self._emitted:
+            return torch.zeros(self._codes.shape[0], self.codec.channels, 0, device=self._codes.device)
+        return self._decode_until(total, total)
+
+
+def decode_stream(codec: Any, batch_size: int = 1) -> CodecStream | WindowedDecodeStream:
+    """The way to decode ``codec``'s codes chunk by chunk: its own stream when it is causal, else
+    windows over its measured receptive field. Both have ``decode_step``, ``finish`` (nothing
+    more for a causal stream) and ``decode_latency_samples``."""
+    if streaming_problem(codec) is None:
+        return CodecStream(codec, batch_size)
+    return WindowedDecodeStream(codec)

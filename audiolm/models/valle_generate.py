@@ -17,6 +17,13 @@ The bounds come from the length of the target text (not the prompt's) times the 
 token the AR model measured on its training data (:mod:`audiolm.models.valle_length`); ``clone``
 computes them with the default ratios when none are given.
 
+``clone_stream(...)`` is the same generation yielding the new speech as it is made: after every
+``chunk_frames`` codebook-0 frames the NAR fills that chunk's codebooks 1..K-1, given as its
+acoustic prompt the prompt and the frames generated before (the last ``nar_context`` frames, a
+bounded window), and the chunk is yielded. Its codebook-0 tokens are those of ``clone`` (the same
+AR steps, the same generator draws); the NAR, seeing a bounded window instead of the whole
+utterance, may choose other codes for the upper codebooks.
+
 Sampling follows :class:`audiolm.sampling.SamplingConfig` (temperature 0 is greedy; ``seed``
 makes a run repeatable). Batch of one.
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generator, Iterator
 
 import torch
 from torch import nn
@@ -77,13 +85,26 @@ class Codebook0Result:
     eos_suppressed: int = 0
 
 
-@torch.no_grad()
 def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, sampling: SamplingConfig,
                        max_frames: int, use_cache: bool = True, generator: torch.Generator | None = None,
                        min_frames: int = 0) -> Codebook0Result:
     """text ``[L]`` (prompt text + target text), prompt0 ``[Tp]`` (codebook 0 of the prompt) ->
     new codebook-0 tokens, ``min(min_frames, room) <= T <= min(max_frames, room)`` where ``room``
     is what the model's context leaves after the prompt (see :class:`Codebook0Result`)."""
+    steps = codebook0_steps(ar, text, prompt0, sampling, max_frames, use_cache, generator, min_frames)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+@torch.no_grad()
+def codebook0_steps(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, sampling: SamplingConfig,
+                    max_frames: int, use_cache: bool = True, generator: torch.Generator | None = None,
+                    min_frames: int = 0) -> Generator[int, None, Codebook0Result]:
+    """:func:`generate_codebook0` one frame at a time: yields each new token as it is chosen and
+    returns the :class:`Codebook0Result` (``StopIteration.value``)."""
     cfg = ar.cfg
     if text.dim() != 1 or prompt0.dim() != 1:
         raise ValueError(f"text and prompt0 must be 1-D, got {tuple(text.shape)} and {tuple(prompt0.shape)}")
@@ -119,6 +140,7 @@ def generate_codebook0(ar: ValleAR, text: torch.Tensor, prompt0: torch.Tensor, s
             stop = "eos"
             break
         out.append(int(token))
+        yield out[-1]
         if len(out) == max_frames:
             break
         if use_cache:
@@ -173,6 +195,19 @@ def clone(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: t
     """``text_tokens`` spoken in the voice of ``prompt_codes`` (see the module doc); ``bounds``
     default to :func:`~audiolm.models.valle_length.length_bounds` of the target text with the
     AR model's statistics and the default ratios."""
+    text, prompt_codes, bounds, dev = _clone_inputs(ar, nar, text_tokens, prompt_codes, prompt_text_tokens, bounds)
+    generator = sampling.make_generator(dev)
+    gen = generate_codebook0(ar, text, prompt_codes[0], sampling, bounds.max_frames, generator=generator,
+                             min_frames=bounds.min_frames)
+    if gen.tokens.numel() == 0:
+        codes = torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
+    else:
+        codes = fill_codebooks(nar, text, prompt_codes, gen.tokens, nar_sampling, generator)
+    return CloneCodes(codes, gen.stop, gen.min_frames, gen.max_frames, gen.eos_suppressed, bounds)
+
+
+def _clone_inputs(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: torch.Tensor,
+                  prompt_text_tokens: torch.Tensor | None, bounds: LengthBounds | None):
     if prompt_codes.dim() != 2:
         raise ValueError(f"prompt_codes must be [K, Tp], got {tuple(prompt_codes.shape)}")
     if ar.cfg.cardinality != nar.cfg.cardinality:
@@ -185,11 +220,44 @@ def clone(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: t
     text = text_tokens.to(dev)
     if prompt_text_tokens is not None:
         text = torch.cat([prompt_text_tokens.to(dev), text])
+    return text, prompt_codes, bounds, dev
+
+
+@torch.no_grad()
+def clone_stream(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: torch.Tensor,
+                 prompt_text_tokens: torch.Tensor | None, sampling: SamplingConfig, bounds: LengthBounds | None = None,
+                 nar_sampling: SamplingConfig | None = None, chunk_frames: int = 10,
+                 nar_context: int | None = None) -> Generator[torch.Tensor, None, CloneCodes]:
+    """:func:`clone`, yielding the codes ``[K, n]`` of each chunk of ``n <= chunk_frames`` new frames
+    as soon as it is made; returns the :class:`CloneCodes` of the whole (``StopIteration.value``).
+    ``nar_context``: how many frames before a chunk (prompt, then generated) the NAR sees (default:
+    as many as its context holds beside the chunk); a chunk is at most the NAR's context less one."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    text, prompt_codes, bounds, dev = _clone_inputs(ar, nar, text_tokens, prompt_codes, prompt_text_tokens, bounds)
     generator = sampling.make_generator(dev)
-    gen = generate_codebook0(ar, text, prompt_codes[0], sampling, bounds.max_frames, generator=generator,
-                             min_frames=bounds.min_frames)
-    if gen.tokens.numel() == 0:
-        codes = torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
-    else:
-        codes = fill_codebooks(nar, text, prompt_codes, gen.tokens, nar_sampling, generator)
-    return CloneCodes(codes, gen.stop, gen.min_frames, gen.max_frames, gen.eos_suppressed, bounds)
+    steps = codebook0_steps(ar, text, prompt_codes[0], sampling, bounds.max_frames, generator=generator,
+                            min_frames=bounds.min_frames)
+    # the NAR draws from its own generator, so that the AR's draws (and tokens) are those of clone()
+    nar_generator = nar_sampling.make_generator(dev) if nar_sampling is not None else None
+    chunk_frames = min(chunk_frames, nar.cfg.max_frames - 1)  # the NAR sees at least one frame before a chunk
+    context = prompt_codes  # [K, Tc]: what the NAR sees before the chunk
+    made: list[torch.Tensor] = []
+    pending: list[int] = []
+    result = None
+    while result is None:
+        try:
+            pending.append(next(steps))
+        except StopIteration as done:
+            result = done.value
+        if pending and (len(pending) == chunk_frames or result is not None):
+            codes0 = torch.tensor(pending, dtype=torch.long, device=dev)
+            room = nar.cfg.max_frames - len(pending)
+            window = room if nar_context is None else max(1, min(nar_context, room))
+            chunk = fill_codebooks(nar, text, context[:, -window:], codes0, nar_sampling, nar_generator)
+            pending = []
+            made.append(chunk)
+            context = torch.cat([context, chunk], dim=1)[:, -nar.cfg.max_frames:]
+            yield chunk
+    codes = torch.cat(made, dim=1) if made else torch.zeros(nar.cfg.num_codebooks, 0, dtype=torch.long, device=dev)
+    return CloneCodes(codes, result.stop, result.min_frames, result.max_frames, result.eos_suppressed, bounds)

@@ -56,7 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from launch.commands.asr_option import add_asr_argument
 
     add_asr_argument(p, "the recognizer of --recognize-prompt", none=False)
-    p.add_argument("--out", required=True, help="wav file to write")
+    p.add_argument("--out", required=True, help="wav file to write (with --stream also -: raw s16le PCM on stdout)")
+    p.add_argument("--stream", action="store_true",
+                   help="write the speech as it is generated, chunk by chunk (prints the time to first audio and the "
+                        "real-time factor)")
+    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
     p.add_argument("--text-model", default=None,
                    help="phonemes.json or sentencepiece .model used in training (default: the --models folder's)")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
@@ -211,6 +215,26 @@ def text_ids(models: CloneModels, text: str):
     return ids
 
 
+def _prompt_and_bounds(models: CloneModels, prompt, text, max_seconds: float, lengths):
+    """The prompt's codes ``[K, Tp]`` (cut to its end when it would fill the AR model's context) and
+    the length bounds of ``text``."""
+    from audiolm.models.valle_length import length_bounds
+
+    ar, codec = models.ar, models.codec
+    prompt = codec.encode(prompt.to(models.device))[0, : models.nar.cfg.num_codebooks]  # [K, Tp]
+    max_frames = max(1, int(max_seconds * codec.frame_rate))
+    if ar.cfg.max_frames - prompt.shape[1] < 1:
+        prompt = prompt[:, -(ar.cfg.max_frames // 2):]  # the prompt's end: leave room for the new speech
+    bounds = length_bounds(ar.length_stats, text.numel(), lengths, float(codec.frame_rate), cap=max_frames)
+    return prompt, bounds
+
+
+def _result(models: CloneModels, wav, out, bounds) -> CloneResult:
+    codec = models.codec
+    return CloneResult(wav, int(codec.sample_rate), int(out.codes.shape[1]), int(out.codes.shape[0]), out.max_frames,
+                       out.stop, out.min_frames, out.eos_suppressed, float(codec.frame_rate), bounds.measured)
+
+
 def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_seconds: float,
                  on_stage: Callable[[str], None] | None = None, lengths=None) -> CloneResult:
     """Speak ``text`` (ids ``[L]``) in the voice of ``prompt`` (``[1, 1, T]`` audio at the codec's
@@ -220,31 +244,52 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
     import torch
 
     from audiolm.models.valle_generate import clone
-    from audiolm.models.valle_length import length_bounds
 
-    ar, nar, codec = models.ar, models.nar, models.codec
-    k = nar.cfg.num_codebooks
+    codec = models.codec
     stage = on_stage or (lambda name: None)
     with torch.inference_mode():
         stage("encode")
-        prompt = codec.encode(prompt.to(models.device))[0, :k]  # [K, Tp]
-        max_frames = max(1, int(max_seconds * codec.frame_rate))
-        room = ar.cfg.max_frames - prompt.shape[1]
-        if room < 1:
-            keep = ar.cfg.max_frames // 2
-            prompt = prompt[:, -keep:]  # the prompt's end: leave room for the new speech
-            room = ar.cfg.max_frames - keep
+        prompt, bounds = _prompt_and_bounds(models, prompt, text, max_seconds, lengths)
         stage("generate")
-        bounds = length_bounds(ar.length_stats, text.numel(), lengths, float(codec.frame_rate), cap=max_frames)
-        out = clone(ar, nar, text, prompt, prompt_text, sampling, bounds)
-        codes = out.codes
+        out = clone(models.ar, models.nar, text, prompt, prompt_text, sampling, bounds)
         stage("decode")
-        full = torch.cat([prompt, codes], dim=1)  # decode in context, keep the new part
+        full = torch.cat([prompt, out.codes], dim=1)  # decode in context, keep the new part
         wav = codec.decode(full[None])[0].float().cpu()
     hop = wav.shape[-1] / full.shape[1]
     wav = wav[:, int(round(prompt.shape[1] * hop)):].numpy()  # [C, T]
-    return CloneResult(wav, int(codec.sample_rate), int(codes.shape[1]), int(codes.shape[0]), out.max_frames,
-                       out.stop, out.min_frames, out.eos_suppressed, float(codec.frame_rate), bounds.measured)
+    return _result(models, wav, out, bounds)
+
+
+def stream_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_seconds: float, writer,
+                  lengths=None, chunk_frames: int = 10) -> CloneResult:
+    """:func:`clone_speech`, writing the new speech to ``writer`` (a
+    :class:`~launch.commands.stream_out.StreamWriter`) chunk by chunk as it is generated: every
+    ``chunk_frames`` frames the NAR fills the chunk and the codec's stream decodes it (primed with
+    the prompt, so the audio is decoded in context as in one pass)."""
+    import numpy as np
+    import torch
+
+    from audiolm.models.valle_generate import clone_stream
+    from launch.commands.stream_out import ChunkDecoder
+
+    parts = []
+    with torch.inference_mode():
+        prompt, bounds = _prompt_and_bounds(models, prompt, text, max_seconds, lengths)
+        decoder = ChunkDecoder(models.codec, prompt)
+        chunks = clone_stream(models.ar, models.nar, text, prompt, prompt_text, sampling, bounds,
+                              chunk_frames=chunk_frames)
+        while True:
+            try:
+                codes = next(chunks)
+            except StopIteration as done:
+                out = done.value
+                break
+            parts.append(decoder.decode(codes))
+            writer.write(parts[-1])
+        parts.append(decoder.finish())
+        writer.write(parts[-1])
+    wav = np.concatenate(parts, axis=1)
+    return _result(models, wav, out, bounds)
 
 
 def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
@@ -273,12 +318,21 @@ def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
 
 
 def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, sampling, max_seconds: float,
-               pause: float = 0.2, lengths=None) -> tuple[CloneResult, int]:
+               pause: float = 0.2, lengths=None, writer=None, chunk_frames: int = 10) -> tuple[CloneResult, int]:
     """Long-form cloning: ``text`` past the AR model's text context is said part by part (whole
     sentences where they fit), each part in the prompt's voice, joined by ``pause`` seconds of
     silence; each part's length is bounded by its own text (``lengths``, as in ``clone_speech``).
-    Returns the joined result (``parts``: each part's) and the number of parts."""
+    Returns the joined result (``parts``: each part's) and the number of parts. With ``writer``
+    (a :class:`~launch.commands.stream_out.StreamWriter`) every part streams into it as it is made
+    (:func:`stream_speech`, ``chunk_frames`` a chunk)."""
     import numpy as np
+
+    def speak(ids, pids, first: bool):
+        if writer is None:
+            return clone_speech(models, prompt, ids, pids, sampling, max_seconds, lengths=lengths)
+        if not first:
+            writer.write(np.zeros((models.codec.channels, int(pause * models.codec.sample_rate)), dtype=np.float32))
+        return stream_speech(models, prompt, ids, pids, sampling, max_seconds, writer, lengths, chunk_frames)
 
     max_text = models.ar.cfg.max_text
     pids = text_ids(models, prompt_text) if prompt_text else None
@@ -286,13 +340,12 @@ def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, 
     if ids.numel() <= max_text:  # one part; the prompt's words are a help, not a need
         if pids is not None and pids.numel() + ids.numel() > max_text:
             pids = None
-        return clone_speech(models, prompt, ids, pids, sampling, max_seconds, lengths=lengths), 1
+        return speak(ids, pids, True), 1
     if pids is not None and pids.numel() > max_text // 2:
         pids = None
     room = max_text - (pids.numel() if pids is not None else 0)
     parts = split_text(text, lambda t: text_ids(models, t).numel() <= room)
-    results = [clone_speech(models, prompt, text_ids(models, part), pids, sampling, max_seconds, lengths=lengths)
-               for part in parts]
+    results = [speak(text_ids(models, part), pids, i == 0) for i, part in enumerate(parts)]
     sr = results[0].sample_rate
     gap = np.zeros((results[0].wav.shape[0], int(pause * sr)), dtype=np.float32)
     wav = np.concatenate([x for r in results for x in (r.wav, gap)][:-1], axis=1)
@@ -337,6 +390,10 @@ def run(a: argparse.Namespace) -> int:
     prompt = prompt_at(audio, models.codec.sample_rate)
     if a.prompt_text is None and a.recognize_prompt:
         a.prompt_text = recognize_prompt(prompt, int(models.codec.sample_rate), a.asr)
+    if a.stream:
+        return _run_stream(a, models, prompt, sampling, lengths, start)
+    if a.out == "-":
+        raise ValueError("writing PCM to stdout (--out -) needs --stream")
     result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds, lengths=lengths)
     if parts > 1:
         print(f"the text is longer than the AR model's context ({models.ar.cfg.max_text} text tokens): said in "
@@ -349,4 +406,35 @@ def run(a: argparse.Namespace) -> int:
           f"codebooks) at {result.sample_rate} Hz in {time.time() - start:.1f} s")
     for note in result.length_notes():
         print(note)
+    return 0
+
+
+def _run_stream(a: argparse.Namespace, models: CloneModels, prompt, sampling, lengths, start: float) -> int:
+    import sys
+
+    from launch.commands.stream_out import ChunkDecoder, StreamWriter
+
+    if a.chunk_frames < 1:
+        raise ValueError(f"--chunk-frames must be >= 1, got {a.chunk_frames}")
+    say = (lambda *x: print(*x, file=sys.stderr)) if a.out == "-" else print
+    latency = ChunkDecoder(models.codec).latency_ms
+    say(f"streaming {a.chunk_frames}-frame chunks ({1000 * a.chunk_frames / models.codec.frame_rate:.0f} ms); the "
+        f"codec's decoder adds {latency:.0f} ms of lookahead" if latency else
+        f"streaming {a.chunk_frames}-frame chunks ({1000 * a.chunk_frames / models.codec.frame_rate:.0f} ms) through "
+        "the causal codec's stream")
+    writer = StreamWriter(a.out, int(models.codec.sample_rate), int(models.codec.channels))
+    ok = False
+    try:
+        result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds, lengths=lengths,
+                                   writer=writer, chunk_frames=a.chunk_frames)
+        ok = writer.samples > 0
+    finally:
+        writer.close(ok)
+    if not ok:
+        raise RuntimeError("the clone made no audio (the model ended at once): nothing written")
+    say(f"{a.out}: {writer.seconds:.2f} s ({result.frames} frames x {result.codebooks} codebooks) at "
+        f"{result.sample_rate} Hz in {time.time() - start:.1f} s" + (f", said in {parts} parts" if parts > 1 else ""))
+    say(writer.summary())
+    for note in result.length_notes():
+        say(note)
     return 0

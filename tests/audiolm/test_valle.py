@@ -212,3 +212,48 @@ def test_clone_through_the_cli(fitted, speech_token_shards, tmp_path, capsys):
     assert "clone.wav" in capsys.readouterr().out
     wav, sr_out = sf.read(out)
     assert sr_out == sr and 0 < len(wav) <= int(0.5 * sr) + 1
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_clone_stream_yields_the_clones_tokens_chunk_by_chunk(trained, chunk):
+    from audiolm.models.valle_generate import clone_stream
+
+    ar, nar, batch = trained
+    text, n = batch.text_tokens[0, :6], int(batch.lengths[0])
+    free = LengthBounds(min_frames=0, max_frames=30, expected_frames=8.0, frames_per_token=8 / 6, measured=True)
+    prompt = batch.codes[0, :, :4]
+    for sampling in (SamplingConfig(temperature=0), SamplingConfig(temperature=1.5, seed=7)):
+        whole = clone(ar, nar, text, prompt, None, sampling, free)
+        steps = clone_stream(ar, nar, text, prompt, None, sampling, free, chunk_frames=chunk)
+        chunks = []
+        while True:
+            try:
+                chunks.append(next(steps))
+            except StopIteration as done:
+                streamed = done.value
+                break
+        assert [c.shape[1] for c in chunks[:-1]] == [chunk] * (len(chunks) - 1) and 0 < chunks[-1].shape[1] <= chunk
+        codes = torch.cat(chunks, dim=1)
+        assert torch.equal(codes, streamed.codes) and streamed.stop == whole.stop
+        assert torch.equal(codes[0], whole.codes[0])  # the AR's tokens are the clone's, draw for draw
+        if chunk >= whole.codes.shape[1]:  # one chunk: the NAR saw what clone's saw
+            assert torch.equal(codes, whole.codes)
+    greedy = clone_stream(ar, nar, text, prompt, None, SamplingConfig(temperature=0), free, chunk_frames=chunk)
+    assert (torch.cat(list(greedy), 1) == batch.codes[0, :, 4:n]).float().mean() > 0.8  # the utterance it learned
+
+
+def test_clone_stream_yields_before_the_ar_ends(trained, monkeypatch):
+    """The first chunk comes out after chunk_frames AR steps, not after the whole generation."""
+    from audiolm.models.valle_generate import clone_stream
+
+    ar, nar, batch = trained
+    calls = []
+    real = ar.step
+    monkeypatch.setattr(ar, "step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    free = LengthBounds(min_frames=0, max_frames=30, expected_frames=8.0, frames_per_token=8 / 6, measured=True)
+    steps = clone_stream(ar, nar, batch.text_tokens[0, :6], batch.codes[0, :, :4], None, SamplingConfig(temperature=0),
+                         free, chunk_frames=2)
+    first = next(steps)
+    assert first.shape == (K, 2) and len(calls) == 1  # two tokens: the prefill's and one step's
+    rest = list(steps)
+    assert len(calls) == 2 + sum(c.shape[1] for c in rest)  # a step after every token; the last one chose EOS

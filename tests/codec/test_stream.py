@@ -147,3 +147,34 @@ def test_codecs_that_cannot_stream_say_so() -> None:
             pass
     with pytest.raises(RuntimeError, match="not streaming"):
         fourier.encode_step(torch.zeros(1, 1, 10))
+
+
+@pytest.mark.parametrize("kind", ["fourier", "seanet-noncausal"])
+def test_windowed_decoding_of_a_codec_that_cannot_stream_equals_one_pass(kind: str) -> None:
+    from codec.stream import WindowedDecodeStream, decode_stream, receptive_field
+
+    torch.manual_seed(0)
+    if kind == "fourier":
+        cfg = CodecConfig(16000, SEANetConfig(n_filters=4, dimension=16, ratios=(8, 5, 4, 2)),
+                          RVQConfig(dimension=16, n_q=2, bins=16), encoder="fourier", decoder="fourier",
+                          fourier={"width": 16, "layers": 2, "encoder_layers": 1, "mels": 16})
+    else:
+        cfg = CodecConfig(8000, SEANetConfig(n_filters=4, dimension=16, ratios=(4, 2)), RVQConfig(dimension=16, n_q=2, bins=16))
+    codec = build_codec(cfg).eval()
+    left, right = receptive_field(codec)
+    assert 0 < left < 64 and 0 < right < 64
+    stream = decode_stream(codec)
+    assert isinstance(stream, WindowedDecodeStream) and stream.decode_latency_samples == left * codec.hop_length
+    codes = torch.randint(0, 16, (1, 2, 150), generator=torch.Generator().manual_seed(1))
+    full = codec.decode(codes)
+    rng, parts, start = random.Random(0), [], 0
+    for n in random_chunks(150, rng, 9):
+        parts.append(stream.decode_step(codes[..., start:start + n]))
+        start += n
+    assert sum(p.shape[-1] for p in parts) == (150 - left) * codec.hop_length  # the last frames wait for lookahead
+    parts.append(stream.finish())
+    torch.testing.assert_close(torch.cat(parts, -1), full, atol=1e-5, rtol=0)
+    # a window that reaches less far than the decoder does not equal the full pass: the reach is needed
+    short = WindowedDecodeStream(codec, context=right // 2, lookahead=left // 2)
+    short_out = torch.cat([short.decode_step(codes[..., i:i + 5]) for i in range(0, 150, 5)] + [short.finish()], -1)
+    assert (short_out - full).abs().max() > 1e-4
