@@ -15,11 +15,18 @@ columns as a training sequence, a new window starts ``keep`` columns (default ha
 current one, BOS first as in training, and its cache is filled again from those columns.
 ``use_cache=False`` runs every step over the whole window instead: the same tokens, only slower,
 a check of the cache.
+
+``music_stream(...)`` is the same generation yielding codes ``[B, K, n]`` as frames complete: a
+frame is complete once the step that writes its last codebook has run (``K - 1`` steps after its
+first, for the delay pattern), so the stream holds back at most ``K - 1`` columns; every
+``chunk_frames`` complete frames are yielded, the same tokens as ``generate_music`` in the same order.
 """
 
 from __future__ import annotations
 
 import torch
+
+from typing import Iterator
 
 from audiolm.conditioning import TextCondition, text_mask
 from audiolm.models.musicgen import MusicGen
@@ -44,7 +51,6 @@ def step_columns(model: MusicGen, step: int, frames: int, device: torch.device) 
     return valid
 
 
-@torch.no_grad()
 def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, sampling: SamplingConfig,
                    text_lengths: torch.Tensor | None = None, guidance: bool | None = None,
                    keep: int | None = None, use_cache: bool = True) -> torch.Tensor:
@@ -54,6 +60,43 @@ def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, samp
     (True at scale 1 gives the conditional model's tokens, at twice the cost). ``keep``: pattern
     columns carried into a new window when generating past ``cfg.max_frames``.
     """
+    seq = None
+    for seq in _pattern_steps(model, text_tokens, frames, sampling, text_lengths, guidance, keep, use_cache):
+        pass
+    assert seq is not None
+    return model.pattern.revert(seq)
+
+
+def music_stream(model: MusicGen, text_tokens: torch.Tensor, frames: int, sampling: SamplingConfig,
+                 chunk_frames: int = 10, text_lengths: torch.Tensor | None = None, guidance: bool | None = None,
+                 keep: int | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
+    """:func:`generate_music`, yielding codes ``[B, K, n]`` of each ``chunk_frames`` (the last chunk
+    may be shorter) as soon as their every codebook is sampled; concatenated, they are its result."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    k = model.cfg.num_codebooks
+    filled = torch.zeros(frames, dtype=torch.long)  # codebooks written so far, per frame
+    codes = None
+    ready = emitted = 0
+    steps = _pattern_steps(model, text_tokens, frames, sampling, text_lengths, guidance, keep, use_cache)
+    for step, seq in enumerate(steps):
+        if codes is None:
+            codes = torch.full((seq.shape[0], k, frames), model.special, dtype=torch.long, device=seq.device)
+        for q, t in model.pattern.step_positions(step, frames):
+            codes[:, q, t] = seq[:, q, step]
+            filled[t] += 1
+        while ready < frames and int(filled[ready]) == k:
+            ready += 1
+        if ready - emitted >= chunk_frames or (ready == frames and ready > emitted):
+            yield codes[:, :, emitted:ready].clone()
+            emitted = ready
+
+
+@torch.no_grad()
+def _pattern_steps(model: MusicGen, text_tokens: torch.Tensor, frames: int, sampling: SamplingConfig,
+                   text_lengths: torch.Tensor | None, guidance: bool | None, keep: int | None,
+                   use_cache: bool) -> Iterator[torch.Tensor]:
+    """The pattern sequence ``[B, K, S]``, yielded after each step has written its column."""
     cfg = model.cfg
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -95,6 +138,6 @@ def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, samp
                 ids = select_tokens(logits, sampling, generator=generator)  # [B, K]
             valid = step_columns(model, step, frames, device)
             seq[:, :, step] = torch.where(valid[None], ids, model.special)
-        return model.pattern.revert(seq)
+            yield seq
     finally:
         model.train(was_training)

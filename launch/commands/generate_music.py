@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-model", default=None, metavar="SPM",
                    help="sentencepiece .model (default: data.text_model of the run's config)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the music (default 10)")
-    p.add_argument("--out", required=True, help="wav file to write")
+    p.add_argument("--out", required=True, help="wav file to write (with --stream also -: raw s16le PCM on stdout)")
+    p.add_argument("--stream", action="store_true",
+                   help="write the music as it is generated, chunk by chunk (prints the time to first audio and the "
+                        "real-time factor)")
+    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
     p.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance scale (1 = off; default 3)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1)")
     p.add_argument("--top-k", type=int, default=250, help="keep the k likeliest codes (default 250)")
@@ -142,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
               f"({model.cfg.max_frames / tokenizer.frame_rate:.1f} s): the window slides")
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               cfg_scale=args.cfg_scale, seed=args.seed)
+    if args.stream:
+        return _run_stream(args, model, tokenizer, torch.tensor(ids, dtype=torch.long), frames, sampling)
+    if args.out == "-":
+        raise ValueError("writing PCM to stdout (--out -) needs --stream")
     codes = generate_music(model, torch.tensor(ids, dtype=torch.long), frames, sampling)  # [1, K, T]
     with torch.no_grad():
         wav = tokenizer.decode(codes.to(device))[0].float().cpu().numpy()  # [C, T]
@@ -150,4 +158,33 @@ def run(args: argparse.Namespace) -> int:
     sf.write(str(out), np.clip(wav, -1.0, 1.0).T, tokenizer.sample_rate, subtype="PCM_16")
     print(f"{out}: {wav.shape[-1] / tokenizer.sample_rate:.2f} s at {tokenizer.sample_rate} Hz from {frames} "
           f"frames x {model.cfg.num_codebooks} codebooks (cfg scale {args.cfg_scale})")
+    return 0
+
+
+def _run_stream(args: argparse.Namespace, model, tokenizer, ids, frames: int, sampling) -> int:
+    import sys
+
+    import torch
+
+    from audiolm.models.musicgen_generate import music_stream
+    from launch.commands.stream_out import ChunkDecoder, StreamWriter
+
+    if args.chunk_frames < 1:
+        raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    say = (lambda *x: print(*x, file=sys.stderr)) if args.out == "-" else print
+    decoder = ChunkDecoder(tokenizer)
+    say(f"streaming {args.chunk_frames}-frame chunks; the codec's decoder adds {decoder.latency_ms:.0f} ms of lookahead")
+    writer = StreamWriter(args.out, int(tokenizer.sample_rate), int(tokenizer.channels))
+    ok = False
+    try:
+        with torch.no_grad():
+            for codes in music_stream(model, ids, frames, sampling, chunk_frames=args.chunk_frames):
+                writer.write(decoder.decode(codes[0].to(next(model.parameters()).device)))
+            writer.write(decoder.finish())
+        ok = writer.samples > 0
+    finally:
+        writer.close(ok)
+    say(f"{args.out}: {writer.seconds:.2f} s at {tokenizer.sample_rate} Hz from {frames} frames x "
+        f"{model.cfg.num_codebooks} codebooks (cfg scale {args.cfg_scale})")
+    say(writer.summary())
     return 0

@@ -201,6 +201,14 @@ def test_fit_and_generate_through_the_cli(speech_token_shards, tmp_path):
     assert rc == 0
     wav, sr = sf.read(out)
     assert sr == fx["codec"].sample_rate and wav.shape[0] > 0
+    # --stream: the same codes, decoded chunk by chunk as the frames complete: the same wav
+    streamed = tmp_path / "streamed.wav"
+    assert main(["generate", "music", "--codec", str(fx["export"]), "--lm", str(ckpts[-1]), "--text", "hello there",
+                 "--seconds", "0.04", "--out", str(streamed), "--seed", "0", "--cfg-scale", "3", "--top-k", "8",
+                 "--stream", "--chunk-frames", "7"]) == 0
+    a, _ = sf.read(out, dtype="int16")
+    b, _ = sf.read(streamed, dtype="int16")
+    assert a.shape == b.shape and abs(a.astype(int) - b.astype(int)).max() <= 1 and abs(a).max() > 0
 
 
 def _has_generate_group() -> bool:
@@ -237,3 +245,27 @@ def test_generate_command_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="MusicGenConfig"):
         build_model({"model": {"model": {"class_path": "audiolm.models.musicgen.MusicGen",
                                          "init_args": {"cfg": {"cardinalty": 8}}}}}, ckpt)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 100])
+def test_music_stream_yields_generate_musics_codes_as_frames_complete(chunk):
+    """Each chunk comes out once its frames' every codebook is sampled (K - 1 pattern columns after
+    the frame's first), and the chunks are generate_music's codes, through a window slide too."""
+    from audiolm.models.musicgen_generate import music_stream
+
+    model = tiny().eval()
+    text = torch.tensor([[5, 9, 11, 4], [7, 3, 0, 0]])
+    for sampling, frames in ((SamplingConfig(temperature=0), 30), (SamplingConfig(temperature=1.0, top_k=8, cfg_scale=2.0, seed=4), 50)):
+        whole = generate_music(model, text, frames, sampling)
+        chunks = list(music_stream(model, text, frames, sampling, chunk_frames=chunk))
+        assert [c.shape[-1] for c in chunks[:-1]] == [min(chunk, frames)] * (len(chunks) - 1)
+        assert torch.equal(torch.cat(chunks, dim=-1), whole)
+    # laziness: the first chunk of 4 frames needs the pattern's first 4 + K - 1 steps, no more
+    calls = []
+    forward = model.forward
+    model.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+    try:
+        next(music_stream(model, text, 30, SamplingConfig(temperature=0), chunk_frames=4))
+    finally:
+        del model.forward
+    assert len(calls) == model.pattern.length(4)
