@@ -11,12 +11,19 @@ window slides: it restarts ``keep`` tokens (default half the budget) before the 
 prompt is rebuilt for the new window (the coarse stage takes the semantic units under the
 window's frames) and the cache is filled again from it. Without a cache (``use_cache=False``) every
 step runs the whole window, which gives the same tokens, only slower: a check of the cache.
+
+Streaming (:func:`continue_stream`): the semantic units are made first (a few per frame, cheap),
+then the coarse stage decodes token by token (:func:`decode_ar_steps`) and every ``chunk_frames``
+completed frames the fine stage fills that chunk, given up to ``fine_context`` frames before it
+as known codes; each chunk ``[K, n]`` is yielded as soon as it is filled. The coarse tokens are
+those of :func:`continue_codes` (the fine stage draws from its own generator, so the coarse
+stage's draws are the same); the fine codes, predicted over a bounded window, may differ.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from typing import Callable, Generator, Iterator, Protocol
 
 import torch
 
@@ -27,7 +34,8 @@ from audiolm.nn import Transformer
 from audiolm.patterns import FlattenPattern
 from audiolm.sampling import SamplingConfig, select_tokens
 
-__all__ = ["ARStage", "decode_ar", "continue_semantic", "continue_coarse", "continue_codes", "continue_stack"]
+__all__ = ["ARStage", "decode_ar", "continue_semantic", "continue_coarse", "continue_codes", "continue_stack",
+           "continue_stream"]
 
 
 class ARStage(Protocol):
@@ -47,7 +55,6 @@ def _window_start(cur: int, budget: int, keep: int, align: int) -> int:
     return max(0, (cur - keep) // align * align)
 
 
-@torch.no_grad()
 def decode_ar(model: ARStage, prompt_fn: Callable[[int], ARPrompt], known: torch.Tensor, total: int,
               sampling: SamplingConfig, generator: torch.Generator | None = None, use_cache: bool = True,
               keep: int | None = None) -> torch.Tensor:
@@ -56,6 +63,20 @@ def decode_ar(model: ARStage, prompt_fn: Callable[[int], ARPrompt], known: torch
     ``prompt_fn(start)`` builds the conditioning of the window whose first token is ``start``.
     ``keep``: tokens carried into a new window (at most ``token_budget - token_align``).
     """
+    steps = decode_ar_steps(model, prompt_fn, known, total, sampling, generator, use_cache, keep)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+@torch.no_grad()
+def decode_ar_steps(model: ARStage, prompt_fn: Callable[[int], ARPrompt], known: torch.Tensor, total: int,
+                    sampling: SamplingConfig, generator: torch.Generator | None = None, use_cache: bool = True,
+                    keep: int | None = None) -> Generator[tuple[int, torch.Tensor], None, torch.Tensor]:
+    """:func:`decode_ar` one token at a time: yields ``(n, tokens)`` once ``tokens[:n]`` are
+    final (``tokens`` is the buffer being filled) and returns ``tokens [total]``."""
     budget, align = model.token_budget, model.token_align
     keep = budget // 2 if keep is None else keep
     if not 0 <= keep <= budget - align:
@@ -74,6 +95,7 @@ def decode_ar(model: ARStage, prompt_fn: Callable[[int], ARPrompt], known: torch
         while cur < total:
             tokens[cur] = select_tokens(model.next_logits(h, cur), sampling, generator=generator)[0]
             cur += 1
+            yield cur, tokens
             if cur >= total:
                 break
             if cur - ws > budget - 1:  # the window is full: slide and fill a new cache
@@ -96,15 +118,9 @@ def continue_semantic(semantic_lm: SemanticLM, prompt_units: torch.Tensor, new_u
                      prompt_units.numel() + new_units, sampling, generator, use_cache)
 
 
-def continue_coarse(coarse_lm: CoarseLM, prompt_coarse: torch.Tensor, frames: int, sampling: SamplingConfig,
-                    generator: torch.Generator | None = None, units: torch.Tensor | None = None,
-                    units_per_frame: float | None = None, use_cache: bool = True) -> torch.Tensor:
-    """Coarse codes ``[Qc, Tp] -> [Qc, Tp + frames]``.
-
-    units: the semantic units of the whole result (prompt and continuation), ``units_per_frame``
-    of them per frame, for a model with ``semantic_prefix``; each window reads the units under
-    its frames.
-    """
+def _coarse_setup(coarse_lm: CoarseLM, prompt_coarse: torch.Tensor, frames: int, units: torch.Tensor | None,
+                  units_per_frame: float | None):
+    """``(pattern, known flattened tokens, total frames, prompt_fn)`` of a coarse continuation."""
     cfg = coarse_lm.cfg
     q = cfg.coarse_codebooks
     if prompt_coarse.dim() != 2 or prompt_coarse.shape[0] < q:
@@ -131,6 +147,20 @@ def continue_coarse(coarse_lm: CoarseLM, prompt_coarse: torch.Tensor, frames: in
         def prompt_fn(start: int) -> ARPrompt:
             return fixed
 
+    return pattern, known, total_frames, prompt_fn
+
+
+def continue_coarse(coarse_lm: CoarseLM, prompt_coarse: torch.Tensor, frames: int, sampling: SamplingConfig,
+                    generator: torch.Generator | None = None, units: torch.Tensor | None = None,
+                    units_per_frame: float | None = None, use_cache: bool = True) -> torch.Tensor:
+    """Coarse codes ``[Qc, Tp] -> [Qc, Tp + frames]``.
+
+    units: the semantic units of the whole result (prompt and continuation), ``units_per_frame``
+    of them per frame, for a model with ``semantic_prefix``; each window reads the units under
+    its frames.
+    """
+    pattern, known, total_frames, prompt_fn = _coarse_setup(coarse_lm, prompt_coarse, frames, units, units_per_frame)
+    q = coarse_lm.cfg.coarse_codebooks
     flat = decode_ar(coarse_lm, prompt_fn, known, q * total_frames, sampling, generator, use_cache)
     return pattern.revert(flat[None])[0]
 
@@ -144,12 +174,8 @@ def continue_codes(coarse_lm: CoarseLM, fine_lm: FineLM, prompt_codes: torch.Ten
     Without ``units`` this is the codec-only path (a coarse model with ``semantic_prefix: false``).
     The prompt's own codes are kept in the result.
     """
-    if prompt_codes.dim() != 2:
-        raise ValueError(f"prompt codes must be [K, Tp], got {tuple(prompt_codes.shape)}")
+    _check_stack(coarse_lm, fine_lm, prompt_codes)
     k = fine_lm.cfg.num_codebooks
-    if prompt_codes.shape[0] < k or fine_lm.cfg.coarse_codebooks != coarse_lm.cfg.coarse_codebooks:
-        raise ValueError(f"the fine model wants {k} codebooks ({fine_lm.cfg.coarse_codebooks} coarse), the prompt has "
-                         f"{prompt_codes.shape[0]} and the coarse model predicts {coarse_lm.cfg.coarse_codebooks}")
     if generator is None:
         generator = sampling.make_generator(next(coarse_lm.parameters()).device)
     coarse = continue_coarse(coarse_lm, prompt_codes, frames, sampling, generator, units, units_per_frame, use_cache)
@@ -173,3 +199,58 @@ def continue_stack(semantic_lm: SemanticLM, coarse_lm: CoarseLM, fine_lm: FineLM
     total_units = max(sp, math.ceil((tp + frames) * rate))
     units = continue_semantic(semantic_lm, prompt_semantic, total_units - sp, sampling, generator, use_cache=use_cache)
     return continue_codes(coarse_lm, fine_lm, prompt_codes, frames, sampling, generator, units, rate, use_cache)
+
+
+def _check_stack(coarse_lm: CoarseLM, fine_lm: FineLM, prompt_codes: torch.Tensor) -> None:
+    if prompt_codes.dim() != 2:
+        raise ValueError(f"prompt codes must be [K, Tp], got {tuple(prompt_codes.shape)}")
+    k = fine_lm.cfg.num_codebooks
+    if prompt_codes.shape[0] < k or fine_lm.cfg.coarse_codebooks != coarse_lm.cfg.coarse_codebooks:
+        raise ValueError(f"the fine model wants {k} codebooks ({fine_lm.cfg.coarse_codebooks} coarse), the prompt has "
+                         f"{prompt_codes.shape[0]} and the coarse model predicts {coarse_lm.cfg.coarse_codebooks}")
+
+
+@torch.no_grad()
+def continue_stream(coarse_lm: CoarseLM, fine_lm: FineLM, prompt_codes: torch.Tensor, frames: int,
+                    sampling: SamplingConfig, semantic_lm: SemanticLM | None = None,
+                    prompt_semantic: torch.Tensor | None = None, units_per_frame: float | None = None,
+                    chunk_frames: int = 10, fine_context: int | None = None,
+                    fine_sampling: SamplingConfig | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
+    """:func:`continue_stack` (with ``semantic_lm`` and ``prompt_semantic``) or :func:`continue_codes`
+    (without), yielding the codes ``[K, n]`` of each chunk of ``n <= chunk_frames`` new frames (the
+    prompt excluded) as soon as the fine stage has filled it. ``fine_context``: known frames the fine
+    stage sees before a chunk (default: a quarter of its window); ``fine_sampling``: its sampling
+    (default ``sampling``), drawn from its own generator."""
+    _check_stack(coarse_lm, fine_lm, prompt_codes)
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    device = next(coarse_lm.parameters()).device
+    generator = sampling.make_generator(device)
+    units, rate = None, units_per_frame
+    tp = prompt_codes.shape[-1]
+    if semantic_lm is not None:
+        sp = 0 if prompt_semantic is None else prompt_semantic.numel()
+        if sp == 0 or tp == 0:
+            raise ValueError("continue_stream needs a prompt: at least one semantic unit and one codec frame")
+        rate = units_per_frame or sp / tp
+        total_units = max(sp, math.ceil((tp + frames) * rate))
+        units = continue_semantic(semantic_lm, prompt_semantic, total_units - sp, sampling, generator, use_cache=use_cache)
+    fine_sampling = fine_sampling or sampling
+    fine_generator = fine_sampling.make_generator(device)
+    k, q, w = fine_lm.cfg.num_codebooks, coarse_lm.cfg.coarse_codebooks, fine_lm.cfg.max_frames
+    chunk_frames = min(chunk_frames, w - 1)
+    context = w // 4 if fine_context is None else max(0, min(fine_context, w - chunk_frames))
+    pattern, known, total_frames, prompt_fn = _coarse_setup(coarse_lm, prompt_codes, frames, units, rate)
+    done = prompt_codes[:k].to(device).long()  # [K, frames so far], the prompt first
+    emitted = tp
+    for n, tokens in decode_ar_steps(coarse_lm, prompt_fn, known, q * total_frames, sampling, generator, use_cache):
+        ready = n // q
+        if n % q or (ready - emitted < chunk_frames and ready < total_frames):
+            continue
+        start = max(0, emitted - context)
+        coarse = pattern.revert(tokens[None, start * q: ready * q])[0]  # [Qc, ready - start]
+        filled = fine_lm.predict(coarse, fine_sampling, fine_generator, known=done[:, start:emitted])
+        chunk = filled[:, emitted - start:]
+        done = torch.cat([done, chunk], dim=1)
+        emitted = ready
+        yield chunk

@@ -43,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     stage_args(p)
     p.add_argument("--prompt", required=True, help="prompt audio file")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to add after the prompt")
-    p.add_argument("--out", required=True, help="output wav")
+    p.add_argument("--out", required=True, help="output wav (with --stream also -: raw s16le PCM on stdout)")
+    p.add_argument("--stream", action="store_true",
+                   help="write the audio as it is generated: the prompt's reconstruction, then the continuation chunk "
+                        "by chunk (prints the time to first audio and the real-time factor)")
+    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
@@ -174,17 +178,10 @@ def load_continue_models(codec: str, coarse: str, fine: str, semantic: str | Non
     return ContinueModels(tokenizer, coarse_lm, fine_lm, semantic_lm, unit_model, dev)
 
 
-def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float, sampling,
-                    on_stage: Callable[[str], None] | None = None) -> tuple[torch.Tensor, int, int]:
-    """Prompt audio ``wav [C, T]`` at ``sr`` -> (``[C, T']`` the prompt and its continuation at the
-    codec's rate, prompt frames, new frames). ``on_stage`` hears "encode", "generate" and
-    "decode" as each begins."""
-    from audiolm.models.audiolm_generate import continue_codes, continue_stack
+def _prompt_codes(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float):
     from data.audio import resample, to_channels
 
-    tokenizer, coarse, fine, device = models.tokenizer, models.coarse, models.fine, models.device
-    stage = on_stage or (lambda name: None)
-    stage("encode")
+    tokenizer, fine, device = models.tokenizer, models.fine, models.device
     audio = to_channels(resample(wav, sr, tokenizer.sample_rate), tokenizer.channels)
     with torch.no_grad():
         codes = tokenizer.encode(audio[None].to(device))[0]  # [K, Tp]
@@ -192,12 +189,31 @@ def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds:
     if codes.shape[0] < k:
         raise ValueError(f"the codec gives {codes.shape[0]} codebooks, the fine model needs {k}: "
                          "use the codec the token shards were made with")
-    codes = codes[:k]
-    frames = max(1, round(seconds * float(tokenizer.frame_rate)))
+    return codes[:k], max(1, round(seconds * float(tokenizer.frame_rate)))
+
+
+def _units(models: ContinueModels, wav: torch.Tensor, sr: int):
+    """The prompt's semantic units and units per codec frame (None, None for the codec-only path)."""
+    if models.semantic is None:
+        return None, None
+    units = models.unit_model.units(wav, sr).to(models.device)  # [Sp]
+    return units, float(models.unit_model.frame_rate) / float(models.tokenizer.frame_rate)
+
+
+def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float, sampling,
+                    on_stage: Callable[[str], None] | None = None) -> tuple[torch.Tensor, int, int]:
+    """Prompt audio ``wav [C, T]`` at ``sr`` -> (``[C, T']`` the prompt and its continuation at the
+    codec's rate, prompt frames, new frames). ``on_stage`` hears "encode", "generate" and
+    "decode" as each begins."""
+    from audiolm.models.audiolm_generate import continue_codes, continue_stack
+
+    tokenizer, coarse, fine, device = models.tokenizer, models.coarse, models.fine, models.device
+    stage = on_stage or (lambda name: None)
+    stage("encode")
+    codes, frames = _prompt_codes(models, wav, sr, seconds)
     stage("generate")
-    if models.semantic is not None:
-        units = models.unit_model.units(wav, sr).to(device)  # [Sp]
-        rate = float(models.unit_model.frame_rate) / float(tokenizer.frame_rate)
+    units, rate = _units(models, wav, sr)
+    if units is not None:
         out = continue_stack(models.semantic, coarse, fine, units, codes, frames, sampling, units_per_frame=rate)
     else:
         out = continue_codes(coarse, fine, codes, frames, sampling)
@@ -205,6 +221,27 @@ def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds:
     with torch.no_grad():
         result = tokenizer.decode(out[None].to(device))[0].float().cpu()  # [C, T]
     return result, int(codes.shape[-1]), frames
+
+
+def stream_continuation(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float, sampling, writer,
+                        chunk_frames: int = 10) -> tuple[int, int]:
+    """:func:`continue_speech`, writing to ``writer`` (a
+    :class:`~launch.commands.stream_out.StreamWriter`) as it goes: the prompt's reconstruction at
+    once, then each ``chunk_frames`` of continuation as the fine stage fills it. Returns (prompt
+    frames, new frames)."""
+    from audiolm.models.audiolm_generate import continue_stream
+    from launch.commands.stream_out import ChunkDecoder
+
+    codes, frames = _prompt_codes(models, wav, sr, seconds)
+    units, rate = _units(models, wav, sr)
+    decoder = ChunkDecoder(models.tokenizer)
+    with torch.no_grad():
+        writer.write(decoder.decode(codes))
+        for chunk in continue_stream(models.coarse, models.fine, codes, frames, sampling, semantic_lm=models.semantic,
+                                     prompt_semantic=units, units_per_frame=rate, chunk_frames=chunk_frames):
+            writer.write(decoder.decode(chunk))
+        writer.write(decoder.finish())
+    return int(codes.shape[-1]), frames
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
     models = load_continue_models(args.codec, args.coarse, args.fine, args.semantic, args.semantic_model,
                                   args.coarse_config, args.fine_config, args.semantic_config, args.device,
                                   decoder=args.decoder)
+    if args.stream:
+        return _run_stream(args, models, torch.from_numpy(wav_np), sr, sampling)
+    if args.out == "-":
+        raise ValueError("writing PCM to stdout (--out -) needs --stream")
     result, prompt_frames, frames = continue_speech(models, torch.from_numpy(wav_np), sr, args.seconds, sampling)
     tokenizer = models.tokenizer
     out_path = Path(args.out)
@@ -231,4 +272,27 @@ def run(args: argparse.Namespace) -> int:
     sf.write(str(out_path), result.clamp(-1, 1).T.numpy(), int(tokenizer.sample_rate))
     print(f"wrote {out_path}: {result.shape[-1] / tokenizer.sample_rate:.2f} s "
           f"({prompt_frames} prompt + {frames} new frames)")
+    return 0
+
+
+def _run_stream(args: argparse.Namespace, models: ContinueModels, wav: torch.Tensor, sr: int, sampling) -> int:
+    import sys
+
+    from launch.commands.stream_out import ChunkDecoder, StreamWriter
+
+    if args.chunk_frames < 1:
+        raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    tokenizer = models.tokenizer
+    say = (lambda *x: print(*x, file=sys.stderr)) if args.out == "-" else print
+    say(f"streaming {args.chunk_frames}-frame chunks; the codec's decoder adds "
+        f"{ChunkDecoder(tokenizer).latency_ms:.0f} ms of lookahead")
+    writer = StreamWriter(args.out, int(tokenizer.sample_rate), int(tokenizer.channels))
+    ok = False
+    try:
+        prompt_frames, frames = stream_continuation(models, wav, sr, args.seconds, sampling, writer, args.chunk_frames)
+        ok = writer.samples > 0
+    finally:
+        writer.close(ok)
+    say(f"wrote {args.out}: {writer.seconds:.2f} s ({prompt_frames} prompt + {frames} new frames)")
+    say(writer.summary())
     return 0

@@ -145,6 +145,29 @@ def test_codec_only_continuation_needs_no_semantic_units():
         continue_codes(tiny_models()[1].eval(), fine, prompt_codes, 4, GREEDY)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 50])
+def test_continue_stream_yields_the_coarse_tokens_of_one_pass_chunk_by_chunk(chunk):
+    """Through the semantic stage and window slides: the streamed chunks' coarse codebooks are those of
+    continue_stack / continue_codes, greedy and sampled; each chunk is whole frames of all K codebooks."""
+    from audiolm.models.audiolm_generate import continue_stream
+
+    sem, coarse, fine = [m.eval() for m in tiny_models(frames=8, units=8)]
+    prompt_units, prompt_codes = torch.tensor([1, 2, 3, 4]), torch.randint(0, 32, (4, 4), generator=torch.Generator().manual_seed(2))
+    for sampling in (GREEDY, SamplingConfig(temperature=1.0, top_k=8, seed=7)):
+        whole = continue_stack(sem, coarse, fine, prompt_units, prompt_codes, 20, sampling)
+        chunks = list(continue_stream(coarse, fine, prompt_codes, 20, sampling, semantic_lm=sem,
+                                      prompt_semantic=prompt_units, chunk_frames=chunk))
+        size = min(chunk, fine.cfg.max_frames - 1)
+        assert [c.shape[1] for c in chunks[:-1]] == [size] * (len(chunks) - 1) and all(c.shape[0] == 4 for c in chunks)
+        streamed = torch.cat(chunks, dim=1)
+        assert streamed.shape == (4, 20) and int(streamed.max()) < 32
+        assert torch.equal(streamed[:2], whole[:2, 4:])  # the coarse stage's tokens, draw for draw
+    _, coarse_only, fine_only = [m.eval() for m in tiny_models(semantic_prefix=False, frames=8)]
+    whole = continue_codes(coarse_only, fine_only, prompt_codes, 13, GREEDY)
+    streamed = torch.cat(list(continue_stream(coarse_only, fine_only, prompt_codes, 13, GREEDY, chunk_frames=chunk)), 1)
+    assert torch.equal(streamed[:2], whole[:2, 4:])
+
+
 def test_label_shards_then_train_every_stage_and_continue(speech_token_shards, tmp_path, capsys):
     from audiolm.semantic_labels import add_semantic_units
     from data.semantic import SemanticConfig, fit_semantic

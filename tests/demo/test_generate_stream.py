@@ -63,3 +63,33 @@ def test_stream_refuses_an_empty_result_and_pcm_without_stream(demo_models, tmp_
                               "--prompt", str(demo_models["prompt"]), "--text", TEXT, "--out", "-", "--device", "cpu"])
     with pytest.raises(ValueError, match="needs --stream"):
         args.func(args)
+
+
+def test_continue_stream_writes_the_prompt_then_the_continuation_as_it_comes(demo_models, tmp_path, monkeypatch):
+    from launch.commands import generate_continue, stream_out
+
+    m = demo_models
+
+    def run(out, *extra):
+        parser = argparse.ArgumentParser()
+        generate_continue.register(parser.add_subparsers(dest="command"))
+        empty = m["codec"].parent / "empty-run"
+        empty.mkdir(exist_ok=True)
+        args = parser.parse_args(["continue", "--models", str(empty), "--codec", str(m["codec"]), "--coarse",
+                                  str(m["coarse"]), "--fine", str(m["fine"]), "--semantic", str(m["semantic"]),
+                                  "--semantic-model", str(m["semantic_model"]), "--prompt", str(m["prompt"]),
+                                  "--seconds", "0.5", "--temperature", "1.0", "--seed", "5", "--device", "cpu",
+                                  "--out", str(out), *extra])
+        assert args.func(args) == 0
+
+    run(tmp_path / "one.wav")
+    ref, sr = sf.read(tmp_path / "one.wav", dtype="int16")
+    sizes, real_write = [], stream_out.StreamWriter.write
+    monkeypatch.setattr(stream_out.StreamWriter, "write",
+                        lambda self, audio: (real_write(self, audio), sizes.append(self.samples))[0])
+    run(tmp_path / "streamed.wav", "--stream", "--chunk-frames", "5")
+    got, sr2 = sf.read(tmp_path / "streamed.wav", dtype="int16")
+    assert sr == sr2 == 16000 and got.shape == ref.shape == (int(3.5 * sr),)  # the 3 s prompt and 0.5 s more
+    steps = sorted(set(s for s in sizes if s))
+    assert len(steps) >= 8 and steps[0] <= 3 * sr  # the prompt's audio first, then chunk after chunk
+    assert np.abs(got[3 * sr:].astype(int)).max() > 0
