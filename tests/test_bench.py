@@ -18,6 +18,8 @@ EXPECTED = {
     "lm": {"params", "train_step", "train_tflops"},
     "decode": {"decode_b1", "decode_b16", "decode_b64"},  # graph_bB rows only on CUDA
     "decoder": {"decode_tiny"},
+    "stream": {"latency_causal", "decode_rtf_causal", "decode_rtf_windowed", "chunk_cost_late", "first_audio_causal",
+               "first_audio_windowed"},
 }
 
 
