@@ -85,6 +85,8 @@ def decode_stream(tokenizer, codes: torch.Tensor, num_samples: int, out: str, ch
     (trimmed to ``num_samples``); the samples written."""
     import soundfile as sf
 
+    from launch.commands.stream_out import pcm16_bytes
+
     if chunk_frames < 1:
         raise ValueError(f"--chunk-frames must be >= 1, got {chunk_frames}")
     stream = tokenizer.stream(1)
@@ -100,7 +102,7 @@ def decode_stream(tokenizer, codes: torch.Tensor, num_samples: int, out: str, ch
             if sink is not None:
                 sink.write(audio.T)
             else:
-                sys.stdout.buffer.write((audio.T * 32767.0).round().astype("<i2").tobytes())
+                sys.stdout.buffer.write(pcm16_bytes(audio, sr))
                 sys.stdout.buffer.flush()
             written += audio.shape[-1]
         ok = True

@@ -21,6 +21,18 @@ from typing import Any
 import numpy as np
 
 
+def pcm16_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """``[C, n]`` float audio as interleaved 16-bit little-endian PCM, converted exactly as a
+    16-bit wav file of it is (libsndfile's conversion)."""
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0).T, sample_rate, format="RAW", subtype="PCM_16", endian="LITTLE")
+    return buf.getvalue()
+
+
 class StreamWriter:
     def __init__(self, out: str, sample_rate: int, channels: int) -> None:
         import soundfile as sf
@@ -43,7 +55,7 @@ class StreamWriter:
             self._sink.write(audio.T)
             self._sink.flush()
         else:
-            sys.stdout.buffer.write((audio.T * 32767.0).round().astype("<i2").tobytes())
+            sys.stdout.buffer.write(pcm16_bytes(audio, self.sample_rate))
             sys.stdout.buffer.flush()
         if self.first_audio is None:
             self.first_audio = time.perf_counter() - self.started

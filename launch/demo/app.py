@@ -6,6 +6,8 @@
                                 top_k, top_p, seed -> 202 {"job": id} | 400 / 413 / 503 {"error": msg}
     POST /api/continue          multipart: prompt (file), seconds, sampling fields -> as above
     GET  /api/jobs/{id}         state, stage, progress, queue position, error or result
+    GET  /api/jobs/{id}/stream  the audio as it is generated: 16-bit little-endian mono PCM, chunked,
+                                from the first sample (X-Sample-Rate gives the rate), ending with the job
     GET  /api/jobs/{id}/result.wav[?download=1]   the generated audio
     GET  /api/jobs/{id}/{name}.png                prompt-wave, prompt-spec, result-wave, result-spec
 
@@ -23,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from launch.demo.engine import DemoEngine, DemoError
@@ -164,6 +166,15 @@ def create_app(engine: DemoEngine, jobs: JobQueue | None = None) -> FastAPI:
                               "download": f"{base}/result.wav?download=1",
                               "images": {name: f"{base}/{name}.png" for name in out.images}}
         return JSONResponse(body)
+
+    @app.get("/api/jobs/{job_id}/stream")
+    def stream(job_id: str) -> Response:
+        job = jobs.get(job_id)
+        if job is None:
+            return error(404, "no such job (finished jobs are kept for a while only)")
+        rate = job.audio_rate or engine.sample_rate(job.kind)
+        return StreamingResponse(job.audio_chunks(), media_type="application/octet-stream",
+                                 headers={"X-Sample-Rate": str(rate), "Cache-Control": "no-store"})
 
     @app.get("/api/jobs/{job_id}/result.wav")
     def audio(job_id: str, download: int = 0) -> Response:

@@ -3,10 +3,12 @@
 ``DemoEngine.prepare_clone(...)`` / ``prepare_continue(...)`` check a request at once (audio that
 decodes, durations and text within the limits, sampling values) and raise :class:`DemoError` with
 the message the page shows; they return the job function the :class:`~launch.demo.jobs.JobQueue`
-runs later. Generation itself is ``generate clone`` / ``generate continue``'s own code
-(:func:`~launch.commands.generate_clone.clone_speech`,
-:func:`~launch.commands.generate_continue.continue_speech`); progress is counted from the
-transformer passes of the stage models (forward hooks), no change to the generation loops.
+runs later. Generation itself is ``generate clone --stream`` / ``generate continue --stream``'s own
+code (:func:`~launch.commands.generate_clone.stream_speech`,
+:func:`~launch.commands.generate_continue.stream_continuation`): the audio goes to the job chunk by
+chunk as it is made (:class:`JobAudio`), for the page to play while the generation runs; progress is
+counted from the transformer passes of the stage models (forward hooks), no change to the
+generation loops.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Defaults:
     continue_seconds: float = 3.0
     min_length_ratio: float = 0.5  # a clone's length bounds (``generate clone --min/--max-length-ratio``)
     max_length_ratio: float = 2.0
+    chunk_frames: int = 10  # codec frames a streamed chunk holds (``generate ... --chunk-frames``)
 
 
 @dataclass
@@ -60,6 +63,31 @@ class Output:
     seed: int
     summary: str
     images: dict[str, bytes] = field(default_factory=dict)  # "prompt-wave", "result-spec", ...
+
+
+class JobAudio:
+    """The writer the streaming generators write to: each ``[C, n]`` chunk goes to the job as
+    16-bit PCM (mono: the channels averaged) for the page to play, and is kept for the result."""
+
+    def __init__(self, job: Job, sample_rate: int) -> None:
+        self.job, self.sample_rate = job, sample_rate
+        self.samples = 0
+        self._chunks: list[np.ndarray] = []
+
+    def write(self, audio: np.ndarray) -> None:
+        if audio.shape[-1] == 0:
+            return
+        self._chunks.append(audio)
+        from launch.commands.stream_out import pcm16_bytes
+
+        self.job.push_audio(pcm16_bytes(audio.mean(axis=0, keepdims=True), self.sample_rate), self.sample_rate)
+        self.samples += audio.shape[-1]
+
+    def audio(self) -> np.ndarray:
+        """Everything written, ``[C, T]``."""
+        if not self._chunks:
+            raise RuntimeError("the generation made no audio")
+        return np.concatenate(self._chunks, axis=1)
 
 
 def wav_bytes(wav: np.ndarray, sample_rate: int) -> bytes:
@@ -104,6 +132,12 @@ class DemoEngine:
         self.continue_missing = continue_missing or "start the demo with --coarse and --fine to enable it"
 
     # --- what the page shows ----------------------------------------------------------------
+
+    def sample_rate(self, kind: str) -> int:
+        """The rate of the audio a ``kind`` job streams (its codec's)."""
+        models = self.clone_models if kind == "clone" else self.continue_models
+        codec = getattr(models, "codec", None) or getattr(models, "tokenizer", None)
+        return int(codec.sample_rate) if codec is not None else 16000
 
     def info(self) -> dict[str, Any]:
         lim, d = self.limits, self.defaults
@@ -209,7 +243,7 @@ class DemoEngine:
 
         def run(job: Job) -> Output:
             from data.audio import resample
-            from launch.commands.generate_clone import clone_speech
+            from launch.commands.generate_clone import stream_speech
 
             codec = models.codec
             mono = torch.from_numpy(np.ascontiguousarray(wav.mean(axis=0)))
@@ -222,20 +256,18 @@ class DemoEngine:
             k = models.nar.cfg.num_codebooks
             counts = {"ar": 0, "nar": 0}
 
-            def on_pass(stage: str) -> None:
+            def on_pass(stage: str) -> None:  # the NAR fills each chunk as the AR completes it
                 counts[stage] += 1
-                if stage == "ar":
-                    job.report(f"speaking: frame {counts['ar']} of at most {budget}", 0.05 + 0.8 * counts["ar"] / budget)
-                else:
-                    job.report(f"filling codebook {counts['nar'] + 1} of {k}", 0.85 + 0.1 * counts["nar"] / max(1, k - 1))
+                job.report(f"speaking: frame {counts['ar']} of at most {budget} ({k} codebooks)",
+                           0.05 + 0.9 * counts["ar"] / budget)
 
-            stages = {"encode": ("encoding the prompt", 0.02), "generate": ("speaking", 0.05),
-                      "decode": ("decoding audio", 0.95)}
             torch.manual_seed(sampling.seed)
-            with count_passes({"ar": models.ar, "nar": models.nar}, on_pass):
+            job.report("encoding the prompt", 0.02)
+            writer = JobAudio(job, int(codec.sample_rate))
+            with count_passes({"ar": models.ar}, on_pass):
                 try:
-                    result = clone_speech(models, prompt, text, prompt_text, sampling, seconds,
-                                          on_stage=lambda s: job.report(*stages[s]), lengths=lengths)
+                    result = stream_speech(models, prompt, text, prompt_text, sampling, seconds, writer,
+                                           lengths=lengths, chunk_frames=self.defaults.chunk_frames)
                 except RuntimeError as e:  # the CLI's advice names its flags; the page has fields
                     raise RuntimeError(str(e).replace("--", "")) from None
             what = "; ".join([f"{result.frames} frames x {result.codebooks} codebooks", *result.length_notes()])
@@ -252,7 +284,7 @@ class DemoEngine:
         wav, sr = self.prompt_audio(data, name)
 
         def run(job: Job) -> Output:
-            from launch.commands.generate_continue import continue_speech
+            from launch.commands.generate_continue import stream_continuation
 
             tok = models.tokenizer
             frames = max(1, round(seconds * float(tok.frame_rate)))
@@ -270,13 +302,13 @@ class DemoEngine:
                 done = sum(min(counts[s], expected[s]) for s in counts)
                 job.report(f"{stage} stage", 0.05 + 0.9 * done / total)
 
-            stages = {"encode": ("encoding the prompt", 0.02), "generate": ("continuing", 0.05),
-                      "decode": ("decoding audio", 0.95)}
             torch.manual_seed(sampling.seed)
+            job.report("encoding the prompt", 0.02)
+            writer = JobAudio(job, int(tok.sample_rate))
             with count_passes(stage_models, on_pass):
-                out, prompt_frames, new = continue_speech(models, torch.from_numpy(wav), sr, seconds, sampling,
-                                                          on_stage=lambda s: job.report(*stages[s]))
-            return self._output(out.numpy(), int(tok.sample_rate), wav, sr, sampling.seed,
+                prompt_frames, new = stream_continuation(models, torch.from_numpy(wav), sr, seconds, sampling, writer,
+                                                         self.defaults.chunk_frames)
+            return self._output(writer.audio(), int(tok.sample_rate), wav, sr, sampling.seed,
                                 f"{prompt_frames} prompt frames + {new} new frames")
 
         return run

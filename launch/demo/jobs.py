@@ -6,6 +6,10 @@ reports its progress through ``job.report(stage, fraction)`` and returns the job
 object). An exception inside ``fn`` ends only that job: its message is kept for the page, and the
 worker goes on with the next one. Finished jobs are kept (the newest ``keep`` of them) so that
 their audio and pictures can be fetched.
+
+A job that makes audio as it goes pushes it with ``job.push_audio(pcm)`` (16-bit little-endian
+PCM); ``job.audio_chunks()`` yields every chunk pushed, from the first, waiting for more until the
+job has ended: the page plays the audio while it is generated.
 """
 
 from __future__ import annotations
@@ -43,6 +47,38 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    audio_rate: int | None = None  # the sample rate of the PCM pushed so far
+    _audio: list = field(default_factory=list)
+    _audio_ended: bool = False
+    _audio_cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def push_audio(self, pcm: bytes, sample_rate: int) -> None:
+        """One chunk of 16-bit little-endian PCM, as it is made."""
+        with self._audio_cond:
+            self.audio_rate = sample_rate
+            if pcm:
+                self._audio.append(pcm)
+            self._audio_cond.notify_all()
+
+    def end_audio(self) -> None:
+        with self._audio_cond:
+            self._audio_ended = True
+            self._audio_cond.notify_all()
+
+    def audio_chunks(self, timeout: float = 600.0):
+        """Every pushed chunk in order, waiting for the next until the job ends (or ``timeout``
+        seconds pass without one)."""
+        sent = 0
+        while True:
+            with self._audio_cond:
+                while sent == len(self._audio) and not self._audio_ended:
+                    if not self._audio_cond.wait(timeout):
+                        return  # nothing new for `timeout` seconds
+                chunks, ended = self._audio[sent:], self._audio_ended
+            yield from chunks
+            sent += len(chunks)
+            if ended:
+                return
 
     def report(self, stage: str, fraction: float | None = None) -> None:
         """Progress: the stage running now and how far the whole job is (0..1)."""
@@ -116,6 +152,7 @@ class JobQueue:
                 job.state = FAILED
                 log.warning("%s job %s failed: %s", job.kind, job.id, job.error, exc_info=log.isEnabledFor(logging.DEBUG))
             finally:
+                job.end_audio()
                 job.finished = time.time()
                 job.fn = None  # type: ignore[assignment]  # drop the request's inputs
                 with self._lock:

@@ -1,6 +1,7 @@
 """The demo page in a real browser: headless Chromium (Debian's package, installed here when
-missing) driven by Playwright uploads a prompt, types a sentence, clicks, waits, and gets a wav
-the browser can play, of the asked duration, plus its pictures; then continues a recording from
+missing) driven by Playwright uploads a prompt, types a sentence, clicks, hears the audio start
+while the generation still runs, and gets a wav the browser can play, of the asked duration, plus
+its pictures; then continues a recording from
 Chromium's fake microphone. A screenshot is kept under
 ``runs/test-artifacts/``."""
 
@@ -94,6 +95,12 @@ def test_clone_in_a_real_browser(chromium, served, demo_models, tmp_path):
                 return a.duration;
             }""")
             assert duration == pytest.approx(1.5, abs=0.01)  # the browser decodes and can play it
+            # it played the audio while it was generated: the first sound was scheduled before the
+            # job was done, and every sample of the result came through the stream
+            page.wait_for_function("() => document.getElementById('clone').dataset.streamEnded", timeout=10_000)
+            played = page.evaluate("() => ({...document.getElementById('clone').dataset})")
+            assert float(played["firstAudioAt"]) < float(played["doneAt"]), played
+            assert int(played["streamedSamples"]) == int(1.5 * SR), played
             page.wait_for_function("""() => { const imgs = [...document.querySelectorAll('#clone .pics img')];
                 return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth === 640); }""", timeout=10_000)
             assert "1.50 s at 16000 Hz" in page.inner_text("#clone .summary")
