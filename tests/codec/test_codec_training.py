@@ -49,6 +49,10 @@ def test_named_configs_match_their_promises():
     s6 = build_codec(CodecConfig.from_dict(by_name["speech16k-6kbps"]))
     assert (s6.sample_rate, s6.frame_rate, s6.num_codebooks, s6.cardinality) == (16000, 50.0, 12, 1024)
     assert s6.bandwidth(12) == 6.0
+    for name in ("tiny-causal", "speech16k-causal"):  # the streaming configs stream, at one hop of latency
+        causal = build_codec(CodecConfig.from_dict(by_name[name]))
+        stream = causal.stream()
+        assert stream.latency_samples == causal.hop_length == 320
 
 
 @pytest.mark.parametrize("kind", ["ema", "factorized"])
