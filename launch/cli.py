@@ -7,6 +7,7 @@
     codeclm lm fit ...
     codeclm generate clone|continue|music ...
     codeclm eval codec|tts|continue ...
+    codeclm transcribe ...
     codeclm quickstart
     codeclm bench
     codeclm demo ...
@@ -31,6 +32,7 @@ from launch.commands import generate as generate_cmds
 from launch.commands import lm as lm_cmds
 from launch.commands import quickstart as quickstart_cmd
 from launch.commands import semantic as semantic_cmds
+from launch.commands import transcribe as transcribe_cmd
 from launch.demo import command as demo_cmd
 
 GROUPS = {
@@ -46,11 +48,12 @@ GROUPS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codeclm", description="Neural audio codecs and audio language models.")
-    sub = parser.add_subparsers(dest="group", metavar="{data,codec,decoder,semantic,lm,generate,eval,quickstart,bench,demo}", required=True)
+    sub = parser.add_subparsers(dest="group", metavar="{data,codec,decoder,semantic,lm,generate,eval,quickstart,transcribe,bench,demo}", required=True)
     for name, (module, help_) in GROUPS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         module.register(p.add_subparsers(dest="command", required=True))
     quickstart_cmd.register(sub)
+    transcribe_cmd.register(sub)
     bench_cmd.register(sub)
     demo_cmd.register(sub)
     return parser

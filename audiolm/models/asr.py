@@ -1,0 +1,185 @@
+"""Speech recognition from speech tokens: the codec's codes in, text pieces out (CTC).
+
+``TokenASR(cfg)`` reads codes ``[B, K, T]`` (the first ``num_codebooks`` levels of the codec):
+
+1. each level has its own embedding table; a frame is the weighted sum of its levels' vectors
+   (one learned weight per level), so every codebook contributes and a model trained on K levels
+   still reads fewer;
+2. training augments the tokens: the upper levels are dropped (all levels above a random one,
+   with probability ``level_dropout``) and ``time_masks`` spans of up to ``time_mask_frames``
+   frames are replaced by a learned mask vector (SpecAugment on token embeddings);
+3. a strided convolution halves the frame rate (``subsample``), then a bidirectional transformer
+   of ``audiolm/nn`` blocks (RoPE, key padding) and a linear head give, per subsampled frame, log
+   probabilities over the text pieces plus the CTC blank (the last class).
+
+``loss(batch)`` is the CTC loss of the batch's text tokens (``TokenBatch.text_tokens``: sentencepiece
+pieces from ``data.text_model``; 0 is padding and never a target), averaged per target token.
+``greedy(codes, lengths)`` decodes by the best class per frame, merging repeats and dropping blanks
+(batched and one at a time give the same pieces: padding never reaches a real frame). The model
+keeps its config in its state dict, so ``load_stage`` rebuilds it from a checkpoint alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiolm.nn import Transformer, TransformerConfig, init_weights
+from audiolm.output import LMOutput
+from data.batch import TokenBatch, lengths_to_mask
+
+
+@dataclass
+class ASRConfig:
+    """cardinality / num_codebooks: the codec's codes read; text_vocab: text pieces (0 = padding,
+    the blank is an extra class); dim / layers / heads: the encoder; max_frames: longest input in
+    codec frames; subsample: frame-rate reduction before the encoder (1 or 2); level_dropout /
+    time_masks / time_mask_frames: token augmentation in training."""
+
+    cardinality: int = 256
+    num_codebooks: int = 4
+    text_vocab: int = 512
+    dim: int = 192
+    layers: int = 6
+    heads: int = 4
+    max_frames: int = 1000
+    subsample: int = 2
+    dropout: float = 0.1
+    level_dropout: float = 0.2
+    time_masks: int = 2
+    time_mask_frames: int = 10
+
+    def __post_init__(self) -> None:
+        if self.subsample not in (1, 2, 4):
+            raise ValueError(f"ASRConfig.subsample must be 1, 2 or 4, got {self.subsample}")
+        if self.num_codebooks < 1 or self.text_vocab < 2:
+            raise ValueError("ASRConfig needs num_codebooks >= 1 and text_vocab >= 2")
+
+    @property
+    def blank(self) -> int:
+        return self.text_vocab
+
+
+class TokenASR(nn.Module):
+    """See the module doc. ``forward(codes, lengths) -> (log_probs [B, T', V + 1], out_lengths [B])``."""
+
+    kind = "token_asr"
+
+    def __init__(self, cfg: ASRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.ModuleList(nn.Embedding(cfg.cardinality, cfg.dim) for _ in range(cfg.num_codebooks))
+        self.level_weight = nn.Parameter(torch.ones(cfg.num_codebooks))
+        self.mask_vector = nn.Parameter(torch.zeros(cfg.dim))
+        s = cfg.subsample
+        self.subsample = nn.Conv1d(cfg.dim, cfg.dim, 2 * s - 1 if s > 1 else 1, stride=s, padding=s - 1)
+        self.encoder = Transformer(TransformerConfig(dim=cfg.dim, num_layers=cfg.layers, num_heads=cfg.heads,
+                                                     max_seq_len=cfg.max_frames // s + 1, dropout=cfg.dropout))
+        self.head = nn.Linear(cfg.dim, cfg.text_vocab + 1)
+        init_weights(self, cfg.layers)
+
+    # ------------------------------------------------------------------ state
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": asdict(self.cfg)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict):
+            return
+        if state.get("kind") != self.kind or state.get("config") != asdict(self.cfg):
+            raise ValueError(f"checkpoint holds a {state.get('kind')} model with config {state.get('config')}, "
+                             f"not this {self.kind} model ({asdict(self.cfg)})")
+
+    # ------------------------------------------------------------------ model
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths + self.cfg.subsample - 1, self.cfg.subsample, rounding_mode="floor")
+
+    def _embed(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        b, k, t = codes.shape
+        if k < 1 or k > self.cfg.num_codebooks:
+            raise ValueError(f"codes must have 1..{self.cfg.num_codebooks} levels, got {k}")
+        if t > self.cfg.max_frames:
+            raise ValueError(f"{t} frames exceed the model's max_frames {self.cfg.max_frames}: split the audio")
+        keep = torch.ones(b, k, device=codes.device)
+        if self.training and self.cfg.level_dropout > 0 and k > 1:
+            drop = torch.rand(b, device=codes.device) < self.cfg.level_dropout
+            top = torch.randint(1, k, (b,), device=codes.device)  # keep levels < top
+            levels = torch.arange(k, device=codes.device)[None]
+            keep = torch.where(drop[:, None], (levels < top[:, None]).float(), keep)
+        weights = self.level_weight[:k][None, :, None] * keep[:, :, None]  # [B, K, 1]
+        x = sum(self.embed[i](codes[:, i].clamp(0, self.cfg.cardinality - 1)) * weights[:, i, :, None]
+                for i in range(k))  # [B, T, D]
+        if self.training and self.cfg.time_masks > 0 and self.cfg.time_mask_frames > 0:
+            pos = torch.arange(t, device=codes.device)[None]
+            for _ in range(self.cfg.time_masks):
+                width = torch.randint(0, self.cfg.time_mask_frames + 1, (b, 1), device=codes.device)
+                start = (torch.rand(b, 1, device=codes.device) * (lengths[:, None] - width).clamp_min(1)).long()
+                masked = (pos >= start) & (pos < start + width)
+                x = torch.where(masked[..., None], self.mask_vector.to(x.dtype), x)
+        return x
+
+    def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._embed(codes, lengths)
+        x = x * lengths_to_mask(lengths, codes.shape[-1])[..., None]  # padding stays zero through the conv
+        x = self.subsample(x.transpose(1, 2)).transpose(1, 2)  # [B, T', D]
+        out = self.out_lengths(lengths)
+        x = x[:, : int(out.max())] if x.shape[1] else x
+        valid = lengths_to_mask(out, x.shape[1])
+        h = self.encoder(x, key_padding_mask=valid, causal=False)
+        return F.log_softmax(self.head(h).float(), dim=-1), out
+
+    def loss(self, batch: TokenBatch) -> LMOutput:
+        if batch.text_tokens is None or batch.text_lengths is None:
+            raise ValueError("TokenASR trains on transcripts: set data.loader.text to `text` and data.text_model "
+                             "to a sentencepiece model")
+        codes = batch.codes[:, : self.cfg.num_codebooks]
+        log_probs, out = self(codes, batch.lengths)
+        targets, tl = batch.text_tokens, batch.text_lengths
+        if int(targets.max()) >= self.cfg.text_vocab:
+            raise ValueError(f"text ids reach {int(targets.max())}, beyond text_vocab {self.cfg.text_vocab}: "
+                             "give the model the sentencepiece model's size")
+        nll = F.ctc_loss(log_probs.transpose(0, 1), targets, out, tl, blank=self.cfg.blank, reduction="sum",
+                         zero_infinity=True)
+        n = int(tl.sum())
+        loss = nll / max(1, n)
+        with torch.no_grad():
+            hyp = self.decode_best(log_probs, out)
+            errors = sum(_edit_distance(h, t[: int(length)].tolist()) for h, t, length in zip(hyp, targets, tl))
+            accuracy = 1.0 - errors / max(1, n)
+        return LMOutput(loss=loss, codebook_loss=loss.detach()[None], codebook_accuracy=torch.tensor([accuracy]),
+                        tokens=n)
+
+    # ------------------------------------------------------------------ decoding
+    def decode_best(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """Greedy CTC: the best class per frame, repeats merged, blanks dropped."""
+        best = log_probs.argmax(-1)
+        out = []
+        for row, n in zip(best.tolist(), lengths.tolist()):
+            pieces, prev = [], None
+            for c in row[:n]:
+                if c != prev and c != self.cfg.blank:
+                    pieces.append(c)
+                prev = c
+            out.append(pieces)
+        return out
+
+    @torch.no_grad()
+    def greedy(self, codes: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[int]]:
+        """Codes ``[B, K, T]`` (right-padded; ``lengths`` default all ``T``) -> text piece ids per row."""
+        if lengths is None:
+            lengths = torch.full((codes.shape[0],), codes.shape[-1], dtype=torch.long, device=codes.device)
+        log_probs, out = self(codes[:, : self.cfg.num_codebooks], lengths)
+        return self.decode_best(log_probs, out)
+
+
+def _edit_distance(a: list[int], b: list[int]) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
