@@ -3,6 +3,7 @@
     codeclm eval codec --codec SPEC --audio DIR_OR_SHARDS [--bandwidths 1.5,3,6,12] [--max-clips N] [--out DIR]
     codeclm eval tts --codec SPEC --valle-ar AR.ckpt --valle-nar NAR.ckpt --prompts SHARDS [--out DIR]
     codeclm eval continue --codec SPEC --coarse C.ckpt --fine F.ckpt --prompts SHARDS [--out DIR]
+    codeclm eval asr --model ASR.ckpt --codec SPEC --audio SHARDS [--judges whisper-tiny,pocketsphinx]
 
 ``eval codec`` compares the codec with Opus, Codec2 and EnCodec on the same clips (mel and STFT
 distance, SI-SDR, PESQ, STOI, ViSQOL, codebook usage, and the WER of what ``--asr`` hears in each
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_codec)
     eval_lm.register(sub)
+    from launch.commands import eval_asr
+
+    eval_asr.register(sub)
 
 
 def _encodec_baseline(spec: str | None, codec_spec: str, device: str):

@@ -129,6 +129,14 @@ def test_lm_fit_trains_the_recognizer_on_token_shards(speech_token_shards, tmp_p
     assert transcribe_codes(model, codes, 2) == [transcribe_codes(model, [c], 1)[0] for c in codes]
     with pytest.raises(ValueError, match="not a speech recognizer"):
         load_asr(_a_valle_checkpoint(tmp_path))
+    # eval asr over the fixture's audio shards (their transcripts are the references)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["eval", "asr", "--model", str(out / "ckpt" / "last.ckpt"), "--codec", str(speech_token_shards["export"]),
+                     "--text-model", str(speech_token_shards["spm"]), "--audio", str(speech_token_shards["audio"]),
+                     "--max-clips", "4", "--judges", "none", "--out", str(tmp_path / "eval")]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    ours = results["systems"]["ours (codec tokens)"]
+    assert results["clips"] == 4 and len(ours["transcripts"]) == 4 and ours["words"] > 0 and ours["wer"] >= 0
 
 
 def _a_valle_checkpoint(tmp_path):
@@ -138,3 +146,13 @@ def _a_valle_checkpoint(tmp_path):
     path = tmp_path / "valle.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
     return path
+
+
+def test_bootstrap_interval_brackets_the_corpus_wer():
+    from launch.commands.eval_asr import bootstrap, score
+
+    s = score(["the cat sat on the mat", "a dog", "one two three"], ["the cat sat on a mat", "a dog", "one three"])
+    assert s["wer"] == pytest.approx(2 / 11) and s["words"] == 11
+    low, high = s["wer_95"]
+    assert 0 <= low <= s["wer"] <= high <= 1
+    assert bootstrap([(1, 4)] * 5) == (0.25, 0.25)  # no spread, no interval
