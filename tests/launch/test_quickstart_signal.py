@@ -43,3 +43,17 @@ def test_a_stage_stopped_by_sigterm_is_resumed_not_reused(speech_token_shards, t
     assert stopped_by_signal() is None
     assert read_checkpoint(ckpt)["global_step"] == 4  # resumed to the end, then marked done
     assert (layout.stage_root(stage.name) / "DONE").exists()
+
+
+def test_presets_fill_what_the_command_line_left_unset():
+    import argparse
+
+    from launch.commands.quickstart import PRESETS, apply_preset, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    a = apply_preset(parser.parse_args(["quickstart"]))
+    assert (a.out, a.hours, a.speakers, a.codec_steps, a.lm_steps_scale) == ("runs/quickstart", 1.0, 48, None, 1.0)
+    a = apply_preset(parser.parse_args(["quickstart", "--preset", "long", "--speakers", "12"]))
+    assert (a.out, a.hours, a.speakers, a.codec_steps, a.lm_steps_scale) == ("runs/long", 3.0, 12, 6000, 6.0)
+    assert set(PRESETS) == {"quickstart", "long"}
