@@ -15,12 +15,15 @@
 ``loss(batch)`` is the CTC loss of the batch's text tokens (``TokenBatch.text_tokens``: sentencepiece
 pieces from ``data.text_model``; 0 is padding and never a target), averaged per target token.
 ``greedy(codes, lengths)`` decodes by the best class per frame, merging repeats and dropping blanks
-(batched and one at a time give the same pieces: padding never reaches a real frame). The model
+(batched and one at a time give the same pieces: padding never reaches a real frame);
+``beam_search(codes, lengths, beam)`` keeps the ``beam`` likeliest prefixes with their exact CTC
+prefix probabilities (:func:`ctc_prefix_beam_search`). The model
 keeps its config in its state dict, so ``load_stage`` rebuilds it from a checkpoint alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -175,6 +178,16 @@ class TokenASR(nn.Module):
         return self.decode_best(log_probs, out)
 
 
+    @torch.no_grad()
+    def beam_search(self, codes: torch.Tensor, lengths: torch.Tensor | None = None, beam: int = 8) -> list[list[int]]:
+        """Like :meth:`greedy`, by CTC prefix beam search of width ``beam`` (1 is greedy's labeling
+        unless two paths of one labeling outweigh the best path)."""
+        if lengths is None:
+            lengths = torch.full((codes.shape[0],), codes.shape[-1], dtype=torch.long, device=codes.device)
+        log_probs, out = self(codes[:, : self.cfg.num_codebooks], lengths)
+        return [ctc_prefix_beam_search(lp[: int(n)], self.cfg.blank, beam)[0][0] for lp, n in zip(log_probs, out)]
+
+
 def _edit_distance(a: list[int], b: list[int]) -> int:
     prev = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
@@ -183,3 +196,45 @@ def _edit_distance(a: list[int], b: list[int]) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
         prev = cur
     return prev[-1]
+
+
+def ctc_prefix_beam_search(log_probs: torch.Tensor, blank: int, beam: int = 8) -> list[tuple[list[int], float]]:
+    """The ``beam`` likeliest labelings of one utterance's CTC output ``log_probs [T, V]`` (natural
+    log), best first, each with its log probability summed over every alignment that collapses to it
+    (blank-ending and label-ending paths kept apart, so a repeated label needs a blank between).
+    Without pruning (a beam as large as the number of prefixes) the scores are exact."""
+    lp = log_probs.double().cpu()
+    neg = float("-inf")
+
+    def add(a: float, b: float) -> float:
+        if a == neg:
+            return b
+        if b == neg:
+            return a
+        hi, lo = (a, b) if a > b else (b, a)
+        return hi + math.log1p(math.exp(lo - hi))
+
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, neg)}  # prefix -> (p_blank, p_label)
+    for t in range(lp.shape[0]):
+        row = lp[t].tolist()
+        nxt: dict[tuple[int, ...], tuple[float, float]] = {}
+
+        def put(prefix: tuple[int, ...], pb: float, pn: float) -> None:
+            ob, on = nxt.get(prefix, (neg, neg))
+            nxt[prefix] = (add(ob, pb), add(on, pn))
+
+        for prefix, (pb, pn) in beams.items():
+            total = add(pb, pn)
+            put(prefix, total + row[blank], neg)  # a blank: the prefix stays, now blank-ending
+            last = prefix[-1] if prefix else None
+            for c, score in enumerate(row):
+                if c == blank or score == neg:
+                    continue
+                if c == last:
+                    put(prefix, neg, pn + score)  # the label repeats: merged into the prefix
+                    put(prefix + (c,), neg, pb + score)  # after a blank: a new label
+                else:
+                    put(prefix + (c,), neg, total + score)
+        beams = dict(sorted(nxt.items(), key=lambda kv: -add(*kv[1]))[:beam])
+    ranked = sorted(((list(p), add(pb, pn)) for p, (pb, pn) in beams.items()), key=lambda x: -x[1])
+    return ranked

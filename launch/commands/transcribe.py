@@ -5,8 +5,8 @@
 
 Each file (a folder: every audio file in it, sorted) is read with the checks of every command,
 resampled to the codec's rate and encoded; the recognizer (``configs/lm/asr-*.yaml``, trained
-with ``codeclm lm fit``) decodes the codes by greedy CTC, several files per batch (batched and
-one at a time give the same text). Audio longer than the model's ``max_frames`` is cut into
+with ``codeclm lm fit``) decodes the codes by greedy CTC (or ``--beam N``: CTC prefix beam
+search), several files per batch (batched and one at a time give the same text). Audio longer than the model's ``max_frames`` is cut into
 windows of that length, each transcribed on its own and the texts joined (a word cut by a window
 edge may be misheard). The text model defaults to the ``data.text_model`` of the run's config.
 Prints ``FILE<TAB>TEXT`` lines (``--json``: one object a line with the pieces and timings) and
@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-model", default=None, metavar="SPM",
                    help="sentencepiece .model (default: data.text_model of the run's config.yaml)")
     p.add_argument("--batch-size", type=int, default=16, help="files decoded together (default 16)")
+    p.add_argument("--beam", type=int, default=1,
+                   help="CTC prefix beam search of this width (default 1: greedy, the fast path)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=run)
@@ -90,7 +92,7 @@ def _text_model(a: argparse.Namespace) -> str:
     return found
 
 
-def transcribe_codes(model, codes_list: list, batch_size: int) -> list[list[int]]:
+def transcribe_codes(model, codes_list: list, batch_size: int, beam: int = 1) -> list[list[int]]:
     """Piece ids of each ``[K, T]`` codes tensor; windows of ``max_frames`` for long ones."""
     import torch
 
@@ -105,7 +107,8 @@ def transcribe_codes(model, codes_list: list, batch_size: int) -> list[list[int]
             codes[row, :, : c.shape[-1]] = c
         lengths = torch.tensor([c.shape[-1] for _, c in group])
         device = next(model.parameters()).device
-        for (i, _), hyp in zip(group, model.greedy(codes.to(device), lengths.to(device))):
+        decode = model.greedy if beam <= 1 else (lambda c, n: model.beam_search(c, n, beam))
+        for (i, _), hyp in zip(group, decode(codes.to(device), lengths.to(device))):
             pieces[i] += hyp
     return pieces
 
@@ -139,7 +142,7 @@ def run(a: argparse.Namespace) -> int:
             codes_list.append(tokenizer.encode(audio[None].to(device), model.cfg.num_codebooks)[0].cpu())
         seconds.append(audio.shape[-1] / tokenizer.sample_rate)
     with torch.inference_mode():
-        pieces = transcribe_codes(model, codes_list, a.batch_size)
+        pieces = transcribe_codes(model, codes_list, a.batch_size, a.beam)
     took = time.perf_counter() - t0
     for f, ids, s in zip(files, pieces, seconds):
         words = text.decode(ids)

@@ -156,3 +156,32 @@ def test_bootstrap_interval_brackets_the_corpus_wer():
     low, high = s["wer_95"]
     assert 0 <= low <= s["wer"] <= high <= 1
     assert bootstrap([(1, 4)] * 5) == (0.25, 0.25)  # no spread, no interval
+
+
+def test_prefix_beam_search_finds_the_likeliest_labeling_by_brute_force():
+    """On a 2-label vocabulary and 6 frames: every labeling's CTC probability from torch's ctc_loss,
+    the best one by enumeration, against the beam search without pruning (and its score)."""
+    import itertools
+
+    import torch.nn.functional as F
+
+    from audiolm.models.asr import ctc_prefix_beam_search
+
+    torch.manual_seed(0)
+    t, blank = 6, 2
+    for trial in range(5):
+        log_probs = torch.log_softmax(torch.randn(t, 3) * 2, dim=-1).double()
+        scores = {}
+        for n in range(0, t + 1):
+            for labels in itertools.product((0, 1), repeat=n):
+                target = torch.tensor([labels], dtype=torch.long) if n else torch.zeros(1, 0, dtype=torch.long)
+                nll = F.ctc_loss(log_probs[:, None], target, torch.tensor([t]), torch.tensor([n]), blank=blank,
+                                 reduction="sum", zero_infinity=False)
+                if torch.isfinite(nll):
+                    scores[labels] = -float(nll)
+        best = max(scores, key=scores.get)
+        ranked = ctc_prefix_beam_search(log_probs, blank, beam=10_000)
+        assert tuple(ranked[0][0]) == best and ranked[0][1] == pytest.approx(scores[best], abs=1e-9)
+        exact = {tuple(p): s for p, s in ranked}
+        for labels, s in scores.items():  # every labeling's total, not only the best
+            assert exact[labels] == pytest.approx(s, abs=1e-9)
