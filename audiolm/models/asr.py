@@ -179,6 +179,34 @@ class TokenASR(nn.Module):
 
 
     @torch.no_grad()
+    def aligned(self, codes: torch.Tensor, lengths: torch.Tensor | None = None) -> list[list[tuple[int, int, int, float]]]:
+        """Greedy CTC with its alignment: per row, ``(piece, first frame, last frame, confidence)``
+        for each emitted piece, frames counted in codec frames (before subsampling) and the
+        confidence the mean probability of the piece's best class over its frames."""
+        if lengths is None:
+            lengths = torch.full((codes.shape[0],), codes.shape[-1], dtype=torch.long, device=codes.device)
+        log_probs, out = self(codes[:, : self.cfg.num_codebooks], lengths)
+        probs, best = log_probs.exp().max(-1)
+        s = self.cfg.subsample
+        rows = []
+        for b, n in enumerate(out.tolist()):
+            spans: list[list] = []  # [piece, first, last, sum of probs, frames]
+            prev = None
+            for t in range(n):
+                c = int(best[b, t])
+                if c != self.cfg.blank:
+                    if c == prev and spans:
+                        spans[-1][2] = t
+                        spans[-1][3] += float(probs[b, t])
+                        spans[-1][4] += 1
+                    else:
+                        spans.append([c, t, t, float(probs[b, t]), 1])
+                prev = c
+            last = int(lengths[b]) - 1
+            rows.append([(c, f * s, min(last, (e + 1) * s - 1), total / k) for c, f, e, total, k in spans])
+        return rows
+
+    @torch.no_grad()
     def beam_search(self, codes: torch.Tensor, lengths: torch.Tensor | None = None, beam: int = 8) -> list[list[int]]:
         """Like :meth:`greedy`, by CTC prefix beam search of width ``beam`` (1 is greedy's labeling
         unless two paths of one labeling outweigh the best path)."""

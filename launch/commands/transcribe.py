@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=1,
                    help="CTC prefix beam search of this width (default 1: greedy, the fast path)")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--timestamps", action="store_true",
+                   help="each word's start and end (seconds) and confidence, from the greedy CTC alignment")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=run)
 
@@ -113,6 +115,31 @@ def transcribe_codes(model, codes_list: list, batch_size: int, beam: int = 1) ->
     return pieces
 
 
+def word_times(model, codes, text, frame_rate: float) -> list[dict]:
+    """Words of ``codes [K, T]`` with start/end seconds and confidence: the greedy CTC alignment's
+    pieces grouped at sentencepiece word starts (``▁``)."""
+    import torch
+
+    words: list[dict] = []
+    w = model.cfg.max_frames
+    for start in range(0, max(1, codes.shape[-1]), w):
+        window = codes[:, start:start + w]
+        device = next(model.parameters()).device
+        for piece, first, last, conf in model.aligned(window[None].to(device))[0]:
+            name = text.sp.id_to_piece(piece) if piece > 3 else ""
+            if not name:
+                continue
+            t0, t1 = (start + first) / frame_rate, (start + last + 1) / frame_rate
+            if name.startswith("\u2581") or not words:
+                words.append({"word": name.lstrip("\u2581"), "start": t0, "end": t1, "conf": [conf]})
+            else:
+                words[-1]["word"] += name
+                words[-1]["end"] = t1
+                words[-1]["conf"].append(conf)
+    return [{"word": x["word"], "start": round(x["start"], 3), "end": round(x["end"], 3),
+             "confidence": round(sum(x["conf"]) / len(x["conf"]), 3)} for x in words if x["word"]]
+
+
 def run(a: argparse.Namespace) -> int:
     import torch
 
@@ -144,12 +171,18 @@ def run(a: argparse.Namespace) -> int:
     with torch.inference_mode():
         pieces = transcribe_codes(model, codes_list, a.batch_size, a.beam)
     took = time.perf_counter() - t0
-    for f, ids, s in zip(files, pieces, seconds):
+    for n, (f, ids, s) in enumerate(zip(files, pieces, seconds)):
         words = text.decode(ids)
+        row = {"file": str(f), "text": words, "pieces": ids, "seconds": round(s, 3)}
+        if a.timestamps:
+            with torch.inference_mode():
+                row["words"] = word_times(model, codes_list[n], text, float(tokenizer.frame_rate))
         if a.json:
-            print(json.dumps({"file": str(f), "text": words, "pieces": ids, "seconds": round(s, 3)}))
+            print(json.dumps(row))
         else:
             print(f"{f}\t{words}")
+            for x in row.get("words", []):
+                print(f"\t{x['start']:7.2f} {x['end']:7.2f}  {x['confidence']:.2f}  {x['word']}")
     total = sum(seconds)
     print(f"{len(files)} file(s), {total:.1f} s of audio in {took:.2f} s ({total / max(took, 1e-9):.0f}x real time, "
           "codec encoding included)", file=sys.stderr)

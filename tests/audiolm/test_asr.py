@@ -55,6 +55,12 @@ def test_a_tiny_model_learns_eight_utterances_to_zero_errors():
     hyp = model.greedy(batch.codes, batch.lengths)
     ref = [t[: int(n)].tolist() for t, n in zip(batch.text_tokens, batch.text_lengths)]
     assert hyp == ref
+    # the alignment behind the timestamps: the same pieces, in order, inside the utterance, confident
+    for spans, pieces, n in zip(model.aligned(batch.codes, batch.lengths), hyp, batch.lengths.tolist()):
+        assert [p for p, *_ in spans] == pieces
+        starts = [f for _, f, _, _ in spans]
+        assert starts == sorted(starts) and all(0 <= f <= e < n for _, f, e, _ in spans)
+        assert all(0.5 < c <= 1.0 for *_, c in spans)
     assert model.loss(batch).codebook_accuracy.item() == 1.0
 
 
@@ -120,10 +126,12 @@ def test_lm_fit_trains_the_recognizer_on_token_shards(speech_token_shards, tmp_p
     with contextlib.redirect_stdout(buf):
         assert main(["transcribe", "--model", str(out / "ckpt" / "last.ckpt"), "--codec",
                      str(speech_token_shards["export"]), "--text-model", str(speech_token_shards["spm"]),
-                     "--json", "--batch-size", "2", *map(str, wavs)]) == 0
+                     "--json", "--timestamps", "--batch-size", "2", *map(str, wavs)]) == 0
     rows = [json.loads(line) for line in buf.getvalue().splitlines()]
     capsys_out.write_text(buf.getvalue())
     assert [r["file"] for r in rows] == [str(w) for w in wavs] and all(isinstance(r["text"], str) for r in rows)
+    for r in rows:  # words with times inside the clip
+        assert all(0 <= w["start"] < w["end"] <= r["seconds"] + 0.05 and 0 < w["confidence"] <= 1 for w in r["words"])
     model = load_asr(out / "ckpt" / "last.ckpt")
     codes = [torch.randint(0, 32, (model.cfg.num_codebooks, n)) for n in (30, 2500)]  # the second past max_frames
     assert transcribe_codes(model, codes, 2) == [transcribe_codes(model, [c], 1)[0] for c in codes]
