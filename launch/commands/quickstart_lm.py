@@ -70,11 +70,12 @@ def train_stage(layout: RunLayout, stage: Stage, scale: float) -> Path:
     steps = max(1, round(stage.steps * scale))
     save_dir, name, version = logger_args(layout.stage_run(stage.name))
     args = ["--config", str(REPO / "configs" / "lm" / f"{stage.name}-tiny.yaml"), "--data.shards", str(layout.tokens),
-            "--trainer.max_steps", str(steps), "--model.optim.decay_steps", str(steps),
-            "--trainer.default_root_dir", str(root),
+            "--trainer.max_steps", str(steps), "--trainer.default_root_dir", str(root),
             "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
             "--trainer.logger.save_dir", save_dir, "--trainer.logger.name", name,
             "--trainer.logger.version", version, "--trainer.callbacks.every_n_train_steps", str(max(1, min(200, steps)))]
+    if scale != 1:  # a stretched or shrunk budget: the learning rate decays over the steps asked for
+        args += ["--model.optim.decay_steps", str(steps)]
     if stage.phonemes:
         args += ["--data.text_model", str(layout.phonemes)]
     if last.exists():
