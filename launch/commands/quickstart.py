@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Named budgets. ``quickstart`` is the first run a newcomer makes (about 15 minutes on 2 cores);
 # ``long`` is the next step: the same pipeline on three times the speech and twice the voices,
-# with the codec and every language model trained about six times longer (about 2 hours on
-# 2 cores), in its own run folder. An option given on the command line wins over the preset.
+# with the codec and every language model trained about six times longer (about 75 minutes on
+# an idle 2-core machine), in its own run folder. An option given on the command line wins over the preset.
 PRESETS = {
     "quickstart": {"out": str(DEFAULT_RUN), "hours": 1.0, "speakers": 48, "codec_steps": None, "lm_steps_scale": 1.0},
     "long": {"out": "runs/long", "hours": 3.0, "speakers": 96, "codec_steps": 6000, "lm_steps_scale": 6.0},
@@ -34,7 +34,7 @@ PRESETS = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="build the default corpus and run the pipeline on it")
     p.add_argument("--preset", choices=tuple(PRESETS), default="quickstart",
-                   help="the budget: quickstart (default, about 15 min on 2 cores) or long (about 2 h: 3 h of "
+                   help="the budget: quickstart (default, about 15 min on 2 cores) or long (about 75 min: 3 h of "
                         "speech, 96 voices, ~6x the training; run folder runs/long)")
     p.add_argument("--out", default=None, help=f"the run folder (default {DEFAULT_RUN}; runs/long for --preset long)")
     p.add_argument("--hours", type=float, default=None, help="hours of built-in speech (default 1; 3 for long)")
