@@ -214,7 +214,7 @@ def _check_stack(coarse_lm: CoarseLM, fine_lm: FineLM, prompt_codes: torch.Tenso
 def continue_stream(coarse_lm: CoarseLM, fine_lm: FineLM, prompt_codes: torch.Tensor, frames: int,
                     sampling: SamplingConfig, semantic_lm: SemanticLM | None = None,
                     prompt_semantic: torch.Tensor | None = None, units_per_frame: float | None = None,
-                    chunk_frames: int = 10, fine_context: int | None = None,
+                    chunk_frames: int = 25, fine_context: int | None = None,
                     fine_sampling: SamplingConfig | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
     """:func:`continue_stack` (with ``semantic_lm`` and ``prompt_semantic``) or :func:`continue_codes`
     (without), yielding the codes ``[K, n]`` of each chunk of ``n <= chunk_frames`` new frames (the

@@ -68,7 +68,7 @@ def generate_music(model: MusicGen, text_tokens: torch.Tensor, frames: int, samp
 
 
 def music_stream(model: MusicGen, text_tokens: torch.Tensor, frames: int, sampling: SamplingConfig,
-                 chunk_frames: int = 10, text_lengths: torch.Tensor | None = None, guidance: bool | None = None,
+                 chunk_frames: int = 25, text_lengths: torch.Tensor | None = None, guidance: bool | None = None,
                  keep: int | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
     """:func:`generate_music`, yielding codes ``[B, K, n]`` of each ``chunk_frames`` (the last chunk
     may be shorter) as soon as their every codebook is sampled; concatenated, they are its result."""

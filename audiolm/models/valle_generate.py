@@ -18,9 +18,9 @@ token the AR model measured on its training data (:mod:`audiolm.models.valle_len
 computes them with the default ratios when none are given.
 
 ``clone_stream(...)`` is the same generation yielding the new speech as it is made: after every
-``chunk_frames`` codebook-0 frames the NAR fills that chunk's codebooks 1..K-1, given as its
-acoustic prompt the prompt and the frames generated before (the last ``nar_context`` frames, a
-bounded window), and the chunk is yielded. Its codebook-0 tokens are those of ``clone`` (the same
+``chunk_frames`` codebook-0 frames (default 25, half a second at 50 Hz) the NAR fills that chunk's
+codebooks 1..K-1, given as its acoustic prompt the prompt and the frames generated before (the
+last ``nar_context`` frames, a bounded window), and the chunk is yielded. Its codebook-0 tokens are those of ``clone`` (the same
 AR steps, the same generator draws); the NAR, seeing a bounded window instead of the whole
 utterance, may choose other codes for the upper codebooks.
 
@@ -226,12 +226,14 @@ def _clone_inputs(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_
 @torch.no_grad()
 def clone_stream(ar: ValleAR, nar: ValleNAR, text_tokens: torch.Tensor, prompt_codes: torch.Tensor,
                  prompt_text_tokens: torch.Tensor | None, sampling: SamplingConfig, bounds: LengthBounds | None = None,
-                 nar_sampling: SamplingConfig | None = None, chunk_frames: int = 10,
-                 nar_context: int | None = None) -> Generator[torch.Tensor, None, CloneCodes]:
+                 nar_sampling: SamplingConfig | None = None, chunk_frames: int = 25,
+                 nar_context: int | None = 150) -> Generator[torch.Tensor, None, CloneCodes]:
     """:func:`clone`, yielding the codes ``[K, n]`` of each chunk of ``n <= chunk_frames`` new frames
     as soon as it is made; returns the :class:`CloneCodes` of the whole (``StopIteration.value``).
-    ``nar_context``: how many frames before a chunk (prompt, then generated) the NAR sees (default:
-    as many as its context holds beside the chunk); a chunk is at most the NAR's context less one."""
+    ``nar_context``: how many frames before a chunk (prompt, then generated) the NAR sees (default
+    150, 3 s at 50 Hz: the acoustic prompts the NAR trains on are a quarter to a half of an
+    utterance; None: as many as its context holds beside the chunk, several times the cost per
+    chunk); a chunk is at most the NAR's context less one."""
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     text, prompt_codes, bounds, dev = _clone_inputs(ar, nar, text_tokens, prompt_codes, prompt_text_tokens, bounds)

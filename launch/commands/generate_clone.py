@@ -60,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="store_true",
                    help="write the speech as it is generated, chunk by chunk (prints the time to first audio and the "
                         "real-time factor)")
-    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
+    p.add_argument("--chunk-frames", type=int, default=25,
+                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
+    p.add_argument("--nar-context", type=int, default=150,
+                   help="with --stream: frames before a chunk (prompt, then speech) the NAR sees (default 150; "
+                        "0: all its context holds, the one-pass clone's view, at several times the cost)")
     p.add_argument("--text-model", default=None,
                    help="phonemes.json or sentencepiece .model used in training (default: the --models folder's)")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice for phonemizing (phoneme text models)")
@@ -261,7 +265,7 @@ def clone_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_s
 
 
 def stream_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_seconds: float, writer,
-                  lengths=None, chunk_frames: int = 10) -> CloneResult:
+                  lengths=None, chunk_frames: int = 25, nar_context: int | None = 150) -> CloneResult:
     """:func:`clone_speech`, writing the new speech to ``writer`` (a
     :class:`~launch.commands.stream_out.StreamWriter`) chunk by chunk as it is generated: every
     ``chunk_frames`` frames the NAR fills the chunk and the codec's stream decodes it (primed with
@@ -277,7 +281,7 @@ def stream_speech(models: CloneModels, prompt, text, prompt_text, sampling, max_
         prompt, bounds = _prompt_and_bounds(models, prompt, text, max_seconds, lengths)
         decoder = ChunkDecoder(models.codec, prompt)
         chunks = clone_stream(models.ar, models.nar, text, prompt, prompt_text, sampling, bounds,
-                              chunk_frames=chunk_frames)
+                              chunk_frames=chunk_frames, nar_context=nar_context)
         while True:
             try:
                 codes = next(chunks)
@@ -318,7 +322,8 @@ def split_text(text: str, fits: Callable[[str], bool]) -> list[str]:
 
 
 def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, sampling, max_seconds: float,
-               pause: float = 0.2, lengths=None, writer=None, chunk_frames: int = 10) -> tuple[CloneResult, int]:
+               pause: float = 0.2, lengths=None, writer=None, chunk_frames: int = 25,
+               nar_context: int | None = 150) -> tuple[CloneResult, int]:
     """Long-form cloning: ``text`` past the AR model's text context is said part by part (whole
     sentences where they fit), each part in the prompt's voice, joined by ``pause`` seconds of
     silence; each part's length is bounded by its own text (``lengths``, as in ``clone_speech``).
@@ -332,7 +337,7 @@ def speak_long(models: CloneModels, prompt, text: str, prompt_text: str | None, 
             return clone_speech(models, prompt, ids, pids, sampling, max_seconds, lengths=lengths)
         if not first:
             writer.write(np.zeros((models.codec.channels, int(pause * models.codec.sample_rate)), dtype=np.float32))
-        return stream_speech(models, prompt, ids, pids, sampling, max_seconds, writer, lengths, chunk_frames)
+        return stream_speech(models, prompt, ids, pids, sampling, max_seconds, writer, lengths, chunk_frames, nar_context)
 
     max_text = models.ar.cfg.max_text
     pids = text_ids(models, prompt_text) if prompt_text else None
@@ -426,7 +431,7 @@ def _run_stream(a: argparse.Namespace, models: CloneModels, prompt, sampling, le
     ok = False
     try:
         result, parts = speak_long(models, prompt, a.text, a.prompt_text, sampling, a.max_seconds, lengths=lengths,
-                                   writer=writer, chunk_frames=a.chunk_frames)
+                                   writer=writer, chunk_frames=a.chunk_frames, nar_context=a.nar_context or None)
         ok = writer.samples > 0
     finally:
         writer.close(ok)

@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="store_true",
                    help="write the audio as it is generated: the prompt's reconstruction, then the continuation chunk "
                         "by chunk (prints the time to first audio and the real-time factor)")
-    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
+    p.add_argument("--chunk-frames", type=int, default=25,
+                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
@@ -224,7 +225,7 @@ def continue_speech(models: ContinueModels, wav: torch.Tensor, sr: int, seconds:
 
 
 def stream_continuation(models: ContinueModels, wav: torch.Tensor, sr: int, seconds: float, sampling, writer,
-                        chunk_frames: int = 10) -> tuple[int, int]:
+                        chunk_frames: int = 25) -> tuple[int, int]:
     """:func:`continue_speech`, writing to ``writer`` (a
     :class:`~launch.commands.stream_out.StreamWriter`) as it goes: the prompt's reconstruction at
     once, then each ``chunk_frames`` of continuation as the fine stage fills it. Returns (prompt

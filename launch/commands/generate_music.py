@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="store_true",
                    help="write the music as it is generated, chunk by chunk (prints the time to first audio and the "
                         "real-time factor)")
-    p.add_argument("--chunk-frames", type=int, default=10, help="with --stream: codec frames per chunk (default 10)")
+    p.add_argument("--chunk-frames", type=int, default=25,
+                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
     p.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance scale (1 = off; default 3)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1)")
     p.add_argument("--top-k", type=int, default=250, help="keep the k likeliest codes (default 250)")

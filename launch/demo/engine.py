@@ -50,7 +50,7 @@ class Defaults:
     continue_seconds: float = 3.0
     min_length_ratio: float = 0.5  # a clone's length bounds (``generate clone --min/--max-length-ratio``)
     max_length_ratio: float = 2.0
-    chunk_frames: int = 10  # codec frames a streamed chunk holds (``generate ... --chunk-frames``)
+    chunk_frames: int = 25  # codec frames a streamed chunk holds (``generate ... --chunk-frames``)
 
 
 @dataclass

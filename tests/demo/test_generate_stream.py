@@ -35,9 +35,14 @@ def test_stream_writes_as_it_generates_and_matches_one_pass(demo_models, tmp_pat
     ref, sr = sf.read(one, dtype="int16")
     assert sr == 16000 and len(ref) == int(1.2 * sr)
 
-    out = run_clone(demo_models, whole, "--stream", "--chunk-frames", "500", capsys=capsys)
+    out = run_clone(demo_models, whole, "--stream", "--chunk-frames", "500", "--nar-context", "0", capsys=capsys)
     got, _ = sf.read(whole, dtype="int16")
     assert len(got) == len(ref) and np.abs(got.astype(int) - ref.astype(int)).max() <= 1  # same codes, same audio
+    # by default the NAR sees the last 150 frames (1.5 s here) of the 3 s prompt: the same AR tokens
+    # and length, other upper codebooks
+    default = tmp_path / "default.wav"
+    run_clone(demo_models, default, "--stream", "--chunk-frames", "500")
+    assert len(sf.read(default, dtype="int16")[0]) == len(ref)
     assert "codec's decoder adds" in out and "first audio after" in out
 
     from launch.commands import stream_out  # record what the wav held at each write
