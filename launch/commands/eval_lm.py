@@ -20,7 +20,8 @@ from pathlib import Path
 
 from launch.commands.codec import decoder_arg
 from launch.commands.asr_option import add_asr_argument
-from launch.commands.generate_clone import DEFAULT_TEXT_MODEL, length_args
+from launch.commands.generate_clone import length_args
+from launch.commands.speak import DEFAULT_TEXT_MODEL
 
 
 def _metrics(text: str) -> tuple[str, ...]:
@@ -100,7 +101,8 @@ def cmd_tts(a: argparse.Namespace) -> int:
     from audiolm.evaluation.pairs import clone_pairs
     from audiolm.sampling import SamplingConfig
     from data.audio import resample
-    from launch.commands.generate_clone import clone_speech, length_config, load_clone_models, text_ids
+    from launch.commands.generate_clone import length_config
+    from launch.commands.speak import clone_speech, load_clone_models, text_ids
 
     models = load_clone_models(a.codec, a.valle_ar, a.valle_nar, a.text_model, a.voice, a.device, decoder=a.decoder)
     pairs = clone_pairs(_clips(a), a.max_items, a.prompt_seconds)

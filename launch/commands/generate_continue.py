@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 
 from launch.commands.codec import decoder_arg
+from launch.commands.stream_out import add_stream_args
 from launch.run_layout import add_models_option, resolve_continue
 
 
@@ -44,11 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", required=True, help="prompt audio file")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of audio to add after the prompt")
     p.add_argument("--out", required=True, help="output wav (with --stream also -: raw s16le PCM on stdout)")
-    p.add_argument("--stream", action="store_true",
-                   help="write the audio as it is generated: the prompt's reconstruction, then the continuation chunk "
-                        "by chunk (prints the time to first audio and the real-time factor)")
-    p.add_argument("--chunk-frames", type=int, default=25,
-                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
+    add_stream_args(p, "audio")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)

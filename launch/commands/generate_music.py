@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.commands.codec import decoder_arg
+from launch.commands.stream_out import add_stream_args
 
 log = logging.getLogger("codeclm.generate")
 
@@ -35,11 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sentencepiece .model (default: data.text_model of the run's config)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the music (default 10)")
     p.add_argument("--out", required=True, help="wav file to write (with --stream also -: raw s16le PCM on stdout)")
-    p.add_argument("--stream", action="store_true",
-                   help="write the music as it is generated, chunk by chunk (prints the time to first audio and the "
-                        "real-time factor)")
-    p.add_argument("--chunk-frames", type=int, default=25,
-                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
+    add_stream_args(p, "music")
     p.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance scale (1 = off; default 3)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy; default 1)")
     p.add_argument("--top-k", type=int, default=250, help="keep the k likeliest codes (default 250)")

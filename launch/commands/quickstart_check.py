@@ -109,7 +109,7 @@ def self_check(layout, prompt: Path, prompt_text: str, clone: Path, clone_text: 
     from audiolm.evaluation.evaluate import to_16k
     from audiolm.evaluation.speaker import cosine, load_speaker_encoder
     from codec.export import load_export
-    from launch.commands.generate_clone import text_encoder
+    from launch.commands.speak import text_encoder
 
     asr, why = load_transcriber("whisper-tiny")
     spk, spk_why = load_speaker_encoder()

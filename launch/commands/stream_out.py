@@ -33,6 +33,15 @@ def pcm16_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def add_stream_args(p, what: str = "audio") -> None:
+    """``--stream`` and ``--chunk-frames`` of the generate commands."""
+    p.add_argument("--stream", action="store_true",
+                   help=f"write the {what} as it is generated, chunk by chunk (prints the time to first audio and the "
+                        "real-time factor)")
+    p.add_argument("--chunk-frames", type=int, default=25,
+                   help="with --stream: codec frames per chunk (default 25, half a second at 50 Hz)")
+
+
 class StreamWriter:
     def __init__(self, out: str, sample_rate: int, channels: int) -> None:
         import soundfile as sf

@@ -113,7 +113,7 @@ def build_engine(a: argparse.Namespace):
                         min_length_ratio=a.min_length_ratio, max_length_ratio=a.max_length_ratio)
     clone_models = continue_models = None
     if a.ar:
-        from launch.commands.generate_clone import load_clone_models
+        from launch.commands.speak import load_clone_models
 
         clone_models = load_clone_models(a.codec, a.ar, a.nar, a.text_model, a.voice, a.device, decoder=a.decoder)
     if a.coarse:

@@ -4,7 +4,7 @@
 decodes, durations and text within the limits, sampling values) and raise :class:`DemoError` with
 the message the page shows; they return the job function the :class:`~launch.demo.jobs.JobQueue`
 runs later. Generation itself is ``generate clone --stream`` / ``generate continue --stream``'s own
-code (:func:`~launch.commands.generate_clone.stream_speech`,
+code (:func:`~launch.commands.speak.stream_speech`,
 :func:`~launch.commands.generate_continue.stream_continuation`): the audio goes to the job chunk by
 chunk as it is made (:class:`JobAudio`), for the page to play while the generation runs; progress is
 counted from the transformer passes of the stage models (forward hooks), no change to the
@@ -205,7 +205,7 @@ class DemoEngine:
         return wav, sr
 
     def _text(self, text: str, what: str, required: bool) -> torch.Tensor | None:
-        from launch.commands.generate_clone import text_ids
+        from launch.commands.speak import text_ids
 
         text = (text or "").strip()
         if not text:
@@ -243,7 +243,7 @@ class DemoEngine:
 
         def run(job: Job) -> Output:
             from data.audio import resample
-            from launch.commands.generate_clone import stream_speech
+            from launch.commands.speak import stream_speech
 
             codec = models.codec
             mono = torch.from_numpy(np.ascontiguousarray(wav.mean(axis=0)))

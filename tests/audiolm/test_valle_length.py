@@ -114,7 +114,7 @@ def save_ckpt(model: torch.nn.Module, path):
 
 def test_generate_clone_says_which_bound_it_hit(speech_token_shards, tmp_path, capsys):
     from launch.cli import main
-    from launch.commands.generate_clone import text_encoder
+    from launch.commands.speak import text_encoder
 
     codec = speech_token_shards["codec"]
     sr, hop = codec.sample_rate, round(codec.sample_rate / codec.frame_rate)

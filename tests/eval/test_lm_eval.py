@@ -204,7 +204,7 @@ def test_clone_says_a_long_text_part_by_part(demo_models, tmp_path, capsys):
     import soundfile as sf
 
     from launch.cli import main
-    from launch.commands.generate_clone import split_text
+    from launch.commands.speak import split_text
 
     assert split_text("One two. Three four! Five six?", lambda t: len(t) <= 20) == ["One two. Three four!", "Five six?"]
     assert split_text("a b c, d e f", lambda t: len(t) <= 5) == ["a b", "c,", "d e f"]
